@@ -1,0 +1,51 @@
+"""The event bus: NATS JetStream, CloudEvents, streams, consumers and KV.
+
+This package imports nothing else of eventflow's; everything else talks to NATS through it.
+"""
+
+from eventbus.codec import decode, encode
+from eventbus.config import BusConfig, ConsumerOptions, StreamLimits
+from eventbus.consumer import Consumer, Delivery, Handler
+from eventbus.envelope import CloudEvent, new_event_id
+from eventbus.errors import (
+    BusError,
+    BusUnavailable,
+    EmbeddedServerError,
+    InvalidEvent,
+    InvalidSubjectToken,
+    PublishRejected,
+    RevisionMismatch,
+)
+from eventbus.jetstream import JetStreamBus, PublishAck
+from eventbus.kv import Entry, KeyValue
+from eventbus.server import EmbeddedNats, find_nats_server
+from eventbus.subjects import Subjects, decode_token, encode_token
+
+__all__ = [
+    "BusConfig",
+    "BusError",
+    "BusUnavailable",
+    "CloudEvent",
+    "Consumer",
+    "ConsumerOptions",
+    "Delivery",
+    "EmbeddedNats",
+    "EmbeddedServerError",
+    "Entry",
+    "Handler",
+    "InvalidEvent",
+    "InvalidSubjectToken",
+    "JetStreamBus",
+    "KeyValue",
+    "PublishAck",
+    "PublishRejected",
+    "RevisionMismatch",
+    "StreamLimits",
+    "Subjects",
+    "decode",
+    "decode_token",
+    "encode",
+    "encode_token",
+    "find_nats_server",
+    "new_event_id",
+]

@@ -1,0 +1,251 @@
+"""A durable pull consumer: bounded in-flight handlers, heartbeats, backoff, undeliverable parking.
+
+The loop, top to bottom:
+
+1. fetch up to ``max_in_flight - running`` messages;
+2. run each handler in its own task; while it runs, a shared heartbeat task tells JetStream
+   the message is still in progress so a slow handler is not redelivered under it;
+3. settle: success -> ack; exception -> nak with the backoff for this delivery; the last
+   allowed delivery fails -> the message is copied to the undeliverable stream (awaiting its
+   PubAck) and only then terminated. A message that cannot be parked is nak'ed, never dropped.
+
+Retry decisions live here and nowhere else: handlers signal failure by raising.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import nats.errors
+import nats.js.errors
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from eventbus.codec import decode
+from eventbus.config import ConsumerOptions
+from eventbus.envelope import CloudEvent
+from eventbus.errors import InvalidEvent
+from eventbus.subjects import encode_token
+
+if TYPE_CHECKING:
+    from eventbus.jetstream import JetStreamBus
+
+__all__ = ["Consumer", "Delivery", "Handler"]
+
+log = logging.getLogger("eventbus.consumer")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Facts about one delivery of a message, handed to the handler with the event."""
+
+    subject: str
+    stream_seq: int
+    attempt: int  # 1 on first delivery
+
+
+Handler = Callable[[CloudEvent, Delivery], Awaitable[None]]
+
+
+class Consumer:
+    """One durable pull consumer on one stream. Start with :meth:`start`, stop with :meth:`stop`."""
+
+    def __init__(
+        self,
+        bus: JetStreamBus,
+        *,
+        name: str,
+        stream: str,
+        subjects: list[str],
+        handler: Handler,
+        options: ConsumerOptions,
+    ) -> None:
+        self.bus = bus
+        self.name = name
+        self.durable = encode_token(name)
+        self.stream = stream
+        self.subjects = subjects
+        self.handler = handler
+        self.options = options
+        self.handled = 0
+        self.failed = 0
+        self.parked = 0
+        self._running: dict[asyncio.Task[None], tuple[Msg, float]] = {}
+        self._slot_free = asyncio.Event()
+        self._stopping = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<Consumer {self.durable} in_flight={len(self._running)} handled={self.handled} "
+            f"failed={self.failed} parked={self.parked}>"
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    async def start(self) -> None:
+        """Create (or update, keeping its position) the durable consumer and start pulling."""
+        opts = self.options
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=opts.ack_wait_seconds,
+            # Deliveries are counted and capped by us, so a message is parked with its error
+            # instead of the server silently ceasing to deliver it.
+            max_deliver=-1,
+            max_ack_pending=max(opts.max_in_flight * 4, 256),
+            deliver_policy=DeliverPolicy.ALL if opts.deliver == "all" else DeliverPolicy.NEW,
+            filter_subjects=self.subjects if len(self.subjects) > 1 else None,
+            filter_subject=self.subjects[0] if len(self.subjects) == 1 else None,
+        )
+        js = self.bus.js
+        await js.add_consumer(self.stream, config)
+        self._psub = await js.pull_subscribe_bind(self.durable, self.stream)
+        self._stopping = False
+        self._loop_task = asyncio.create_task(self._pull_loop(), name=f"consumer-{self.durable}")
+        self._heartbeat_task = asyncio.create_task(self._heartbeats(), name=f"heartbeat-{self.durable}")
+
+    async def _pull_loop(self) -> None:
+        opts = self.options
+        backoff = 0.05
+        while not self._stopping:
+            free = opts.max_in_flight - len(self._running)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                msgs = await self._psub.fetch(free, timeout=opts.fetch_timeout_seconds)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.Error, OSError) as exc:
+                if self._stopping:
+                    break
+                log.warning("consumer %s: fetch failed (%s); retrying in %.2fs", self.durable, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            now = time.monotonic()
+            for msg in msgs:
+                task = asyncio.create_task(self._settle(msg))
+                self._running[task] = (msg, now)
+                task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        self._slot_free.set()
+
+    async def _heartbeats(self) -> None:
+        interval = self.options.ack_wait_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            cutoff = time.monotonic() - interval
+            for msg, started in list(self._running.values()):
+                if started < cutoff:
+                    with contextlib.suppress(nats.errors.Error, OSError):
+                        await msg.in_progress()
+
+    async def _settle(self, msg: Msg) -> None:
+        attempt = msg.metadata.num_delivered
+        try:
+            event = decode(msg.data, subject=msg.subject)
+        except InvalidEvent as exc:
+            await self._park(msg, attempt, str(exc))
+            return
+        if attempt > self.options.max_deliveries:
+            # Delivered more often than allowed without a verdict: the handling process died.
+            await self._park(msg, attempt, "delivered more times than max_deliveries without being settled")
+            return
+        delivery = Delivery(msg.subject, msg.metadata.sequence.stream, attempt)
+        try:
+            await self.handler(event, delivery)
+        except asyncio.CancelledError:
+            # Shutdown cut this handler short: hand the message back for immediate redelivery.
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await msg.nak()
+            raise
+        except Exception as exc:  # noqa: BLE001 - any handler failure is a retry decision
+            self.failed += 1
+            reason = f"{type(exc).__name__}: {exc}"
+            if attempt >= self.options.max_deliveries:
+                await self._park(msg, attempt, reason)
+            else:
+                delay = self._backoff(attempt)
+                log.info("↻ %s event=%s try=%d failed (%s); retrying in %.2fs", self.durable, event.id, attempt, reason, delay)
+                with contextlib.suppress(nats.errors.Error, OSError):
+                    await msg.nak(delay=delay)
+            return
+        self.handled += 1
+        with contextlib.suppress(nats.errors.Error, OSError):
+            await msg.ack()
+
+    def _backoff(self, attempt: int) -> float:
+        steps = self.options.backoff_seconds or (0.0,)
+        return steps[min(attempt - 1, len(steps) - 1)]
+
+    async def _park(self, msg: Msg, attempt: int, reason: str) -> None:
+        subject = self.bus.subjects.undeliverable(self.name)
+        seq = msg.metadata.sequence.stream
+        headers = {
+            # Same id for the same original message: parking twice (after a crash) stores it once.
+            "Nats-Msg-Id": f"{self.stream}:{seq}:{self.durable}",
+            "Eventflow-Original-Subject": msg.subject,
+            "Eventflow-Original-Stream": self.stream,
+            "Eventflow-Original-Sequence": str(seq),
+            "Eventflow-Consumer": self.name,
+            "Eventflow-Deliveries": str(attempt),
+            "Eventflow-Error": reason[:1000],
+        }
+        try:
+            await self.bus.js.publish(subject, msg.data, headers=headers)
+        except (nats.errors.Error, OSError, TimeoutError) as exc:
+            log.error("consumer %s: cannot park message seq=%d (%s); will retry it", self.durable, seq, exc)
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await msg.nak(delay=self._backoff(attempt))
+            return
+        self.parked += 1
+        log.error("! %s seq=%d undeliverable after %d deliveries: %s", self.durable, seq, attempt, reason)
+        with contextlib.suppress(nats.errors.Error, OSError):
+            await msg.term()
+
+    async def stop(self, *, grace_seconds: float | None = None) -> None:
+        """Stop fetching, let running handlers finish (bounded), nak the rest, flush acks."""
+        if self._loop_task is None:
+            return
+        self._stopping = True
+        self._slot_free.set()
+        grace = self.options.shutdown_grace_seconds if grace_seconds is None else grace_seconds
+        # The fetch in progress ends by its own timeout; cancelling it could strand messages
+        # already pulled into the subscription until their ack_wait expires.
+        with contextlib.suppress(asyncio.CancelledError):
+            try:
+                await asyncio.wait_for(asyncio.shield(self._loop_task), self.options.fetch_timeout_seconds + 1)
+            except TimeoutError:
+                self._loop_task.cancel()
+        if self._running:
+            _, late = await asyncio.wait(list(self._running), timeout=grace)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+                log.warning("consumer %s: %d handler(s) cut short at shutdown; returned for redelivery", self.durable, len(late))
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+        with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
+            await self.bus.nc.flush(timeout=2)
+        with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
+            await self._psub.unsubscribe()
+        self._loop_task = None
+        self.bus._forget(self)

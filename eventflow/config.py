@@ -1,0 +1,151 @@
+"""Server configuration: defaults < ``--config`` YAML file < ``EVENTFLOW_*`` env vars < flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from eventbus import BusConfig, StreamLimits
+from eventflow.database import normalize_url
+from eventflow.errors import UsageError
+
+__all__ = ["ALL_ROLES", "ServerConfig", "load_server_config"]
+
+# Roles that exist today; each later capability registers its own (see eventflow/roles.py).
+ALL_ROLES = ("http",)
+
+
+class BusSettings(BaseModel):
+    """The ``bus:`` section of the config file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prefix: str = "eventflow"
+    duplicate_window_seconds: float = 300.0
+    publish_timeout_seconds: float = 5.0
+    connect_timeout_seconds: float = 15.0
+    events: StreamLimits = StreamLimits()
+    workflows: StreamLimits = StreamLimits()
+    undeliverable: StreamLimits = StreamLimits(max_age_seconds=30 * 24 * 3600.0)
+
+
+class ServerConfig(BaseModel):
+    """Everything ``eventflow serve`` needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: Path = Path(".eventflow")
+    nats_url: str | None = None
+    nats_creds: str | None = None
+    nats_port: int = Field(default=0, ge=0, le=65535, description="embedded server's client port; 0 = random")
+    db: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=2746, ge=0, le=65535)
+    roles: tuple[str, ...] = ALL_ROLES
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)
+    bus: BusSettings = BusSettings()
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                BusConfig(url=value)  # the same rule the bus applies, reported at parse time
+            except ValidationError as exc:
+                raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+        return value
+
+    @field_validator("db")
+    @classmethod
+    def _db(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                normalize_url(value)
+            except UsageError as exc:
+                raise ValueError(str(exc).removeprefix("--db: ")) from None
+        return value
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _split_roles(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [r.strip() for r in value.split(",") if r.strip()]
+        if isinstance(value, (list, tuple)):
+            unknown = [r for r in value if r not in ALL_ROLES and r != "all"]
+            if unknown:
+                raise ValueError(f"unknown role(s) {', '.join(map(repr, unknown))}; known: {', '.join(ALL_ROLES)}")
+            return ALL_ROLES if "all" in value else tuple(value)
+        return value
+
+    def bus_config(self, url: str) -> BusConfig:
+        b = self.bus
+        return BusConfig(
+            url=url,
+            creds_file=self.nats_creds,
+            prefix=b.prefix,
+            duplicate_window_seconds=b.duplicate_window_seconds,
+            publish_timeout_seconds=b.publish_timeout_seconds,
+            connect_timeout_seconds=b.connect_timeout_seconds,
+            events=b.events,
+            workflows=b.workflows,
+            undeliverable=b.undeliverable,
+        )
+
+    @property
+    def database_url(self) -> str:
+        return self.db or f"sqlite:///{(self.data_dir / 'eventflow.db').absolute()}"
+
+
+_ENV = {
+    "EVENTFLOW_DATA_DIR": "data_dir",
+    "EVENTFLOW_NATS_URL": "nats_url",
+    "EVENTFLOW_NATS_CREDS": "nats_creds",
+    "EVENTFLOW_DB": "db",
+    "EVENTFLOW_HOST": "host",
+    "EVENTFLOW_PORT": "port",
+    "EVENTFLOW_ROLES": "roles",
+    "EVENTFLOW_LOG_FORMAT": "log_format",
+    "EVENTFLOW_LOG_LEVEL": "log_level",
+}
+
+
+def load_server_config(
+    flags: Mapping[str, Any], *, config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> ServerConfig:
+    """Merge the layers; every mistake becomes a :class:`UsageError` naming its origin and field."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    origin = "configuration"
+    if config_file is not None:
+        origin = str(config_file)
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except OSError as exc:
+            raise UsageError(f"{config_file}: cannot read: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            raise UsageError(f"{config_file}: {where}invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"{config_file}: expected a mapping at the top level")
+        values.update({k.replace("-", "_"): v for k, v in loaded.items()})
+    for env_name, field in _ENV.items():
+        if environ.get(env_name):
+            values[field] = environ[env_name]
+    if environ.get("EVENTFLOW_BUS_PREFIX"):
+        values["bus"] = {**values.get("bus", {}), "prefix": environ["EVENTFLOW_BUS_PREFIX"]}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return ServerConfig.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UsageError(f"{origin if config_file else 'invalid setting'} {loc}: {msg}") from None

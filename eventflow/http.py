@@ -1,0 +1,89 @@
+"""The HTTP application: health and readiness today; the API and webhooks mount here later."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from eventbus import BusError, JetStreamBus
+from eventflow.database import ping
+
+__all__ = ["AppState", "build_app"]
+
+_CHECK_TIMEOUT = 2.0
+
+
+@dataclass
+class AppState:
+    """What the HTTP handlers may use; built once by the composition root."""
+
+    bus: JetStreamBus
+    engine: AsyncEngine
+    started_at: float
+    roles: tuple[str, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+async def _bus_check(state: AppState) -> dict[str, Any]:
+    if not state.bus.is_connected:
+        return {"ok": False, "reason": "not connected to NATS (reconnecting)"}
+    try:
+        missing = await asyncio.wait_for(state.bus.missing_streams(), _CHECK_TIMEOUT)
+    except (TimeoutError, BusError, OSError) as exc:
+        return {"ok": False, "reason": f"JetStream did not answer: {type(exc).__name__}"}
+    except Exception as exc:  # noqa: BLE001 - nats-py raises assorted errors mid-reconnect
+        return {"ok": False, "reason": f"JetStream check failed: {type(exc).__name__}"}
+    if missing:
+        return {"ok": False, "reason": f"missing streams: {', '.join(missing)}"}
+    return {"ok": True}
+
+
+async def _db_check(state: AppState) -> dict[str, Any]:
+    try:
+        reason = await asyncio.wait_for(ping(state.engine), _CHECK_TIMEOUT)
+    except TimeoutError:
+        reason = f"no answer within {_CHECK_TIMEOUT:.0f}s"
+    return {"ok": True} if reason is None else {"ok": False, "reason": reason}
+
+
+async def readyz(request: Request) -> JSONResponse:
+    state: AppState = request.app.state.eventflow
+    bus, db = await asyncio.gather(_bus_check(state), _db_check(state))
+    checks = {"bus": bus, "database": db}
+    ready = all(c["ok"] for c in checks.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "unavailable", "checks": checks},
+        status_code=200 if ready else 503,
+    )
+
+
+async def not_found(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"code": 5, "message": f"no route for {request.method} {request.url.path}"}, status_code=404)
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"code": 12, "message": f"method {request.method} not allowed"}, status_code=405)
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"code": 13, "message": "internal error; see the server log"}, status_code=500)
+
+
+def build_app(state: AppState) -> Starlette:
+    app = Starlette(
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz)],
+        exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
+    )
+    app.state.eventflow = state
+    return app

@@ -1,0 +1,69 @@
+"""Process roles: each is started and stopped by the supervisor in ``serve.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+from typing import Protocol
+
+import uvicorn
+from starlette.applications import Starlette
+
+__all__ = ["HttpRole", "Role"]
+
+log = logging.getLogger("eventflow.http")
+
+
+class Role(Protocol):
+    """Something the server process runs until shutdown."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Begin serving; return once it is up."""
+
+    async def stop(self) -> None:
+        """Finish in-flight work (bounded by the role's grace) and release resources."""
+
+
+class _QuietServer(uvicorn.Server):
+    # The supervisor owns SIGINT/SIGTERM; uvicorn must not install its own handlers.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpRole:
+    """The HTTP server (API, health, later webhooks) on an already bound socket."""
+
+    name = "http"
+
+    def __init__(self, app: Starlette, sock: socket.socket, *, grace_seconds: float) -> None:
+        self.sock = sock
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=max(int(grace_seconds), 1),
+        )
+        self.server = _QuietServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.server.serve(sockets=[self.sock]), name="http")
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # surfaces the start-up error
+                return
+            await asyncio.sleep(0.005)
+        host, port = self.sock.getsockname()[:2]
+        log.info("HTTP listening on http://%s:%d", host, port)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task

@@ -1,0 +1,168 @@
+"""``eventflow serve``: the supervisor that starts every role in one process and stops them cleanly.
+
+Order of start: data dir lock -> HTTP socket bound (fail fast on a used port) -> NATS (embedded
+unless a URL is given) -> streams -> database -> roles. Stop runs the same list backwards, so
+in-flight handlers finish (or are nak'ed) before the bus closes and the embedded server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import IO
+
+from eventbus import BusError, EmbeddedNats, EmbeddedServerError, JetStreamBus
+from eventflow.config import ServerConfig
+from eventflow.database import open_engine, ping
+from eventflow.errors import StartupError
+from eventflow.http import AppState, build_app
+from eventflow.roles import HttpRole, Role
+
+__all__ = ["DataDirLock", "bind_socket", "serve"]
+
+log = logging.getLogger("eventflow")
+
+
+class DataDirLock:
+    """An exclusive lock on the data dir: two servers on one store would corrupt it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "eventflow.lock"
+        self._fh: IO[str] | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path, "a+")  # noqa: SIM115 - held for the process lifetime
+        except OSError as exc:
+            raise StartupError(f"data dir {self.path.parent}: cannot write: {exc.strerror}") from None
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise StartupError(f"data dir {self.path.parent} is in use by pid {holder}") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"port {port} on {host} is already in use (choose another with --port)") from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+class _Shutdown:
+    """Set by a signal or by a fatal error; carries the exit code."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.code = 0
+        self.reason = ""
+
+    def request(self, code: int, reason: str) -> None:
+        if not self.event.is_set():
+            self.code, self.reason = code, reason
+            self.event.set()
+
+
+async def serve(config: ServerConfig) -> int:
+    """Run until SIGINT/SIGTERM (exit 0) or a fatal error (exit 1)."""
+    started_at = time.time()
+    data_dir = config.data_dir.absolute()
+    lock = DataDirLock(data_dir)
+    lock.acquire()
+    shutdown = _Shutdown()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, shutdown.request, 0, signal.Signals(sig).name)
+
+    embedded: EmbeddedNats | None = None
+    bus: JetStreamBus | None = None
+    engine = None
+    roles: list[Role] = []
+    try:
+        sock = bind_socket(config.host, config.port)
+        url = config.nats_url
+        if url is None:
+            embedded = EmbeddedNats(
+                data_dir / "nats",
+                port=config.nats_port,
+                on_fatal=lambda err: shutdown.request(1, str(err)),
+            )
+            try:
+                url = await embedded.start()
+            except EmbeddedServerError as exc:
+                raise StartupError(str(exc)) from None
+        try:
+            bus = await JetStreamBus.connect(config.bus_config(url))
+        except BusError as exc:
+            raise StartupError(str(exc)) from None
+        engine = open_engine(config.database_url)
+        reason = await ping(engine)
+        if reason is not None:
+            raise StartupError(f"database unreachable: {reason}")
+        state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles)
+        if "http" in config.roles:
+            roles.append(HttpRole(build_app(state), sock, grace_seconds=config.shutdown_grace_seconds))
+        for role in roles:
+            await role.start()
+        log.info(
+            "eventflow ready in %.0f ms (roles: %s; NATS: %s)",
+            (time.time() - started_at) * 1000, ", ".join(config.roles),
+            "embedded" if embedded else "external",
+        )  # fmt: skip
+        await shutdown.event.wait()
+        if shutdown.code:
+            log.critical("shutting down: %s", shutdown.reason)
+        else:
+            log.info("received %s; shutting down", shutdown.reason)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        # A second Ctrl-C during shutdown should still be able to cut it short.
+        loop.add_signal_handler(signal.SIGINT, lambda: os._exit(130))
+        for role in reversed(roles):
+            try:
+                await role.stop()
+            except Exception:  # noqa: BLE001 - one role failing to stop must not strand the others
+                log.exception("role %s failed to stop cleanly", role.name)
+        if bus is not None:
+            await bus.close(grace_seconds=config.shutdown_grace_seconds)
+        if engine is not None:
+            await engine.dispose()
+        if embedded is not None:
+            await embedded.stop()
+        lock.release()
+        with contextlib.suppress(NotImplementedError, ValueError):
+            loop.remove_signal_handler(signal.SIGINT)
+    log.info("stopped")
+    return shutdown.code
