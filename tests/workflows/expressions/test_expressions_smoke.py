@@ -1,0 +1,2 @@
+def test_smoke() -> None:
+    assert 1 + 1 == 2
