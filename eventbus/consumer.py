@@ -78,6 +78,9 @@ class Consumer:
         self.parked = 0
         self._running: dict[asyncio.Task[None], tuple[Msg, float]] = {}
         self._slot_free = asyncio.Event()
+        # Refill in batches: fetching whenever a single slot frees up would mean one fetch
+        # round trip per message under load.
+        self._refill_at = max(1, (options.max_in_flight + 1) // 2)
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
@@ -119,7 +122,7 @@ class Consumer:
         backoff = 0.05
         while not self._stopping:
             free = opts.max_in_flight - len(self._running)
-            if free <= 0:
+            if free < self._refill_at:
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
@@ -143,7 +146,8 @@ class Consumer:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
-        self._slot_free.set()
+        if self.options.max_in_flight - len(self._running) >= self._refill_at:
+            self._slot_free.set()
 
     async def _heartbeats(self) -> None:
         interval = self.options.ack_wait_seconds / 3
@@ -156,7 +160,8 @@ class Consumer:
                         await msg.in_progress()
 
     async def _settle(self, msg: Msg) -> None:
-        attempt = msg.metadata.num_delivered
+        meta = msg.metadata  # parsed from the reply subject on every access: read it once
+        attempt = meta.num_delivered
         try:
             event = decode(msg.data, subject=msg.subject)
         except InvalidEvent as exc:
@@ -166,7 +171,7 @@ class Consumer:
             # Delivered more often than allowed without a verdict: the handling process died.
             await self._park(msg, attempt, "delivered more times than max_deliveries without being settled")
             return
-        delivery = Delivery(msg.subject, msg.metadata.sequence.stream, attempt)
+        delivery = Delivery(msg.subject, meta.sequence.stream, attempt)
         try:
             await self.handler(event, delivery)
         except asyncio.CancelledError:

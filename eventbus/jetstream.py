@@ -97,12 +97,15 @@ class JetStreamBus:
                     user_credentials=self.config.creds_file,
                     connect_timeout=2,
                     allow_reconnect=True,
-                    max_reconnect_attempts=-1,
+                    # nats-py retries a failing *first* connect forever when this is -1; we
+                    # bound the first connect ourselves and switch to "forever" once connected.
+                    max_reconnect_attempts=1,
                     reconnect_time_wait=0.5,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                 )
+                self._nc.options["max_reconnect_attempts"] = -1
                 break
             except (OSError, nats.errors.Error, TimeoutError) as exc:
                 last_error = str(exc) or type(exc).__name__
@@ -124,6 +127,8 @@ class JetStreamBus:
         return ",".join(out)
 
     async def _on_error(self, exc: Exception) -> None:
+        if self._nc is None:
+            return  # first connect: its retry loop logs one line per attempt instead
         log.warning("NATS client error: %s", exc or type(exc).__name__)
 
     async def _on_disconnected(self) -> None:
@@ -224,19 +229,23 @@ class JetStreamBus:
         js = self.js
         futures: list[asyncio.Future[Any] | BusError] = []
         subjects: list[str] = []
-        for item in events:
-            subject, event = item if isinstance(item, tuple) else (self.event_subject(item), item)
-            subjects.append(subject)
-            try:
-                futures.append(
-                    await js.publish_async(
-                        subject, encode(event), headers=headers_for(event), wait_stall=self.config.publish_timeout_seconds
-                    )
-                )
-            except BaseException as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                futures.append(self._publish_error(subject, exc))
+        try:
+            # One deadline for the whole batch: a per-message wait_for would cost a task each,
+            # and without any deadline a dead server would stall us on the in-flight cap forever.
+            async with asyncio.timeout(self.config.publish_timeout_seconds):
+                for item in events:
+                    subject, event = item if isinstance(item, tuple) else (self.event_subject(item), item)
+                    subjects.append(subject)
+                    try:
+                        futures.append(await js.publish_async(subject, encode(event), headers=headers_for(event)))
+                    except (nats.errors.Error, OSError) as exc:
+                        futures.append(self._publish_error(subject, exc))
+        except TimeoutError:
+            stalled = self._publish_error(subjects[-1] if subjects else "", TimeoutError())
+            futures.extend([stalled] * (len(subjects) - len(futures)))
+            for item in events:  # the rest of an iterator was never attempted
+                subjects.append(item[0] if isinstance(item, tuple) else self.event_subject(item))
+                futures.append(stalled)
         pending = [f for f in futures if isinstance(f, asyncio.Future)]
         if pending:
             await asyncio.wait(pending, timeout=self.config.publish_timeout_seconds)
