@@ -1,0 +1,1 @@
+"""eventflow composition root: config, CLI, HTTP app, process roles. Nothing imports this package."""

@@ -1,0 +1,1 @@
+"""Sensors: YAML model, CEL environment, filters, conditions, parameters (not yet implemented)."""

@@ -1,0 +1,1 @@
+"""Triggers: one module per kind behind a two-method interface (not yet implemented)."""

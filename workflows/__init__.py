@@ -1,0 +1,1 @@
+"""The built-in workflow scheduler: models, expressions, operator, executors, sync, store."""
