@@ -1,2 +1,0 @@
-def test_smoke() -> None:
-    assert 1 + 1 == 2
