@@ -17,7 +17,7 @@ from eventflow.errors import UsageError
 __all__ = ["ALL_ROLES", "ServerConfig", "load_server_config"]
 
 # Roles that exist today; each later capability registers its own (see eventflow/roles.py).
-ALL_ROLES = ("http",)
+ALL_ROLES = ("http", "scheduler")
 
 
 class BusSettings(BaseModel):

@@ -28,11 +28,13 @@ def normalize_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def open_engine(url: str) -> AsyncEngine:
+def open_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
+    """An async engine; ``schema`` (Postgres only) isolates tests that share one database."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         return create_async_engine(url, connect_args={"timeout": 30})
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    connect_args = {"server_settings": {"search_path": schema}} if schema else {}
+    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
 
 
 async def ping(engine: AsyncEngine) -> str | None:

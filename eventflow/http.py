@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from eventbus import BusError, JetStreamBus
+from eventflow.api.errors import ApiError, error_response
+from eventflow.api.workflows import routes as workflow_routes
 from eventflow.database import ping
 
 __all__ = ["AppState", "build_app"]
@@ -80,10 +82,18 @@ async def server_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"code": 13, "message": "internal error; see the server log"}, status_code=500)
 
 
+async def api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message)
+
+
 def build_app(state: AppState) -> Starlette:
+    routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    if "scheduler" in state.extra:
+        routes += workflow_routes()
     app = Starlette(
-        routes=[Route("/healthz", healthz), Route("/readyz", readyz)],
-        exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error},
+        routes=routes,
+        exception_handlers={ApiError: api_error, 404: not_found, 405: method_not_allowed, 500: server_error},
     )
     app.state.eventflow = state
     return app

@@ -12,9 +12,12 @@ from typing import Protocol
 import uvicorn
 from starlette.applications import Starlette
 
-__all__ = ["HttpRole", "Role"]
+from workflows.executor import LocalExecutor
+from workflows.scheduler import Scheduler
 
-log = logging.getLogger("eventflow.http")
+__all__ = ["HttpRole", "Role", "SchedulerRole"]
+
+log = logging.getLogger("eventflow")
 
 
 class Role(Protocol):
@@ -67,3 +70,23 @@ class HttpRole:
         self.server.should_exit = True
         if self._task is not None:
             await self._task
+
+
+class SchedulerRole:
+    """The built-in workflow scheduler: recovers unfinished workflows, then runs them."""
+
+    name = "scheduler"
+
+    def __init__(self, scheduler: Scheduler, executor: LocalExecutor) -> None:
+        self.scheduler = scheduler
+        self.executor = executor
+
+    async def start(self) -> None:
+        if not self.executor.private_fs:
+            log.warning("steps share the host filesystem: no private /tmp per step (needs Linux, root and overlayfs)")
+        await self.scheduler.start()
+        log.info("scheduler started (%d unfinished workflow(s) recovered)", len(self.scheduler.runs))
+
+    async def stop(self) -> None:
+        await self.scheduler.stop()
+        self.executor.close()

@@ -24,7 +24,10 @@ from eventflow.config import ServerConfig
 from eventflow.database import open_engine, ping
 from eventflow.errors import StartupError
 from eventflow.http import AppState, build_app
-from eventflow.roles import HttpRole, Role
+from eventflow.roles import HttpRole, Role, SchedulerRole
+from workflows.executor import LocalExecutor
+from workflows.scheduler import Scheduler
+from workflows.store import WorkflowStore
 
 __all__ = ["DataDirLock", "bind_socket", "serve"]
 
@@ -127,10 +130,16 @@ async def serve(config: ServerConfig) -> int:
         except BusError as exc:
             raise StartupError(str(exc)) from None
         engine = open_engine(config.database_url)
+        store = WorkflowStore(engine)  # before the first connection: it sets SQLite pragmas on connect
         reason = await ping(engine)
         if reason is not None:
             raise StartupError(f"database unreachable: {reason}")
-        state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles)
+        await store.migrate()
+        executor = LocalExecutor(data_dir / "nodes")
+        scheduler = Scheduler(store, executor, bus=bus)
+        state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra={"scheduler": scheduler})
+        if "scheduler" in config.roles:
+            roles.append(SchedulerRole(scheduler, executor))
         if "http" in config.roles:
             roles.append(HttpRole(build_app(state), sock, grace_seconds=config.shutdown_grace_seconds))
         for role in roles:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from eventflow.cli import serve_cmd
+from eventflow.cli import serve_cmd, workflow_cmds
 from eventflow.errors import EventflowError
 
 __all__ = ["main"]
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"eventflow {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     serve_cmd.register(commands)
+    workflow_cmds.register(commands)
     return parser
 
 

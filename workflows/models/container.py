@@ -55,7 +55,8 @@ class Container(ArgoModel):
     env_from: list[KubeDict] | None = None
     volume_mounts: list[VolumeMount] | None = None
     readiness_probe: KubeDict | None = None
-    resources: Annotated[KubeDict | None, K8S_ONLY] = None
+    # limits.memory / limits.cpu become process limits of the local executor; requests are ignored
+    resources: KubeDict | None = None
     security_context: Annotated[KubeDict | None, K8S_ONLY] = None
     image_pull_policy: Annotated[str | None, K8S_ONLY] = None
     ports: Annotated[list[KubeDict] | None, K8S_ONLY] = None

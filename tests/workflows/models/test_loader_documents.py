@@ -150,7 +150,6 @@ def test_load_documents_with_kubernetes_only_fields_warns_once_per_path() -> Non
     seen: list[SpecWarning] = []
     load_documents(text, "wf.yaml", warn=seen.append)
     assert [str(w) for w in seen] == [
-        "wf.yaml: spec.templates[2].container.resources: ignored Kubernetes-only field",
         "wf.yaml: spec.templates[2].container.securityContext: ignored Kubernetes-only field",
         "wf.yaml: spec.nodeSelector: ignored Kubernetes-only field",
     ]

@@ -92,7 +92,6 @@ def test_kubernetes_only_fields_with_set_fields_lists_yaml_paths() -> None:
         }
     )
     assert kubernetes_only_fields(workflow) == [
-        "spec.templates[0].container.resources",
         "spec.templates[1].podSpecPatch",
         "spec.nodeSelector",
     ]

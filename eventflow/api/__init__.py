@@ -1,0 +1,1 @@
+"""The HTTP API: Argo Server REST paths and eventflow's own resources."""

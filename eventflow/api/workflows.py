@@ -1,0 +1,339 @@
+"""Argo Server REST paths for workflows and workflow templates (request and response shapes as Argo's)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from eventflow.api.errors import ApiError
+from eventflow.api.selectors import SelectorError, parse_label_selector
+from eventflow.api.shapes import resource_json, workflow_json
+from workflows.errors import LintError
+from workflows.lint import lint
+from workflows.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
+from workflows.scheduler import Scheduler, WorkflowNotActive, WorkflowNotFound
+from workflows.store import AlreadyExists, ResourceRecord
+from workflows.submit import SubmitOptions, expression_check
+
+__all__ = ["routes"]
+
+
+def _scheduler(request: Request) -> Scheduler:
+    scheduler: Scheduler = request.app.state.eventflow.extra["scheduler"]
+    return scheduler
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+def _model(model: type[Any], data: Any, where: str) -> Any:
+    from workflows.loader import yaml_path
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc, _ = yaml_path(err["loc"], data)
+        raise ApiError(400, f"{where}: {loc}: {err['msg']}") from None
+
+
+def _lint_message(exc: LintError) -> str:
+    return str(exc)
+
+
+async def create_workflow(request: Request) -> JSONResponse:
+    namespace = request.path_params["namespace"]
+    body = await _body(request)
+    manifest = body.get("workflow")
+    if not isinstance(manifest, dict):
+        raise ApiError(400, "body.workflow: a Workflow object is required")
+    manifest.setdefault("apiVersion", "argoproj.io/v1alpha1")
+    manifest.setdefault("kind", "Workflow")
+    workflow = _model(Workflow, manifest, "workflow")
+    if workflow.metadata.namespace and workflow.metadata.namespace != namespace:
+        raise ApiError(400, f"workflow namespace {workflow.metadata.namespace!r} does not match {namespace!r} in the path")
+    scheduler = _scheduler(request)
+    try:
+        if body.get("serverDryRun"):
+            from workflows.submit import prepare
+
+            record, _ = await prepare(workflow, scheduler.store, SubmitOptions(namespace=namespace))
+            return JSONResponse(workflow_json(record, {}))
+        record = await scheduler.submit(workflow, SubmitOptions(namespace=namespace))
+    except LintError as exc:
+        raise ApiError(400, _lint_message(exc)) from None
+    except AlreadyExists as exc:
+        raise ApiError(409, str(exc)) from None
+    return JSONResponse(workflow_json(record, {}))
+
+
+async def list_workflows(request: Request) -> JSONResponse:
+    namespace = request.path_params.get("namespace") or None
+    q = request.query_params
+    try:
+        selector = parse_label_selector(q.get("listOptions.labelSelector", ""))
+    except SelectorError as exc:
+        raise ApiError(400, str(exc)) from None
+    fields = _field_selector(q.get("listOptions.fieldSelector", ""))
+    records = await _scheduler(request).store.list_workflows(namespace, phases=fields.get("status.phase"))
+    items = []
+    for record in records:
+        labels = {**record.labels, "workflows.argoproj.io/phase": record.phase.value}
+        if not selector(labels):
+            continue
+        if "metadata.name" in fields and record.name not in fields["metadata.name"]:
+            continue
+        items.append(workflow_json(record, None))
+    limit = int(q.get("listOptions.limit") or 0)
+    if limit:
+        items = items[:limit]
+    return JSONResponse({"metadata": {"resourceVersion": "0"}, "items": items})
+
+
+def _field_selector(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key.rstrip("=") not in ("metadata.name", "metadata.namespace", "status.phase"):
+            raise ApiError(400, f"unsupported field selector {part!r}; use metadata.name=, metadata.namespace= or status.phase=")
+        out.setdefault(key.rstrip("="), []).append(value.lstrip("="))
+    return out
+
+
+async def get_workflow(request: Request) -> JSONResponse:
+    p = request.path_params
+    try:
+        record, nodes = await _scheduler(request).get(p["namespace"], p["name"])
+    except WorkflowNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    return JSONResponse(workflow_json(record, nodes))
+
+
+async def delete_workflow(request: Request) -> JSONResponse:
+    p = request.path_params
+    try:
+        await _scheduler(request).delete(p["namespace"], p["name"])
+    except WorkflowNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    return JSONResponse({})
+
+
+async def terminate_workflow(request: Request) -> JSONResponse:
+    p = request.path_params
+    strategy = "Stop" if request.url.path.endswith("/stop") else "Terminate"
+    try:
+        record = await _scheduler(request).terminate(p["namespace"], p["name"], strategy)
+        _, nodes = await _scheduler(request).get(p["namespace"], p["name"])
+    except WorkflowNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    return JSONResponse(workflow_json(record, nodes))
+
+
+async def act_on_workflow(request: Request) -> JSONResponse:
+    """PUT .../{name}/suspend|resume|retry|resubmit (Argo's bodies are accepted and mostly optional)."""
+    p = request.path_params
+    verb = request.url.path.rsplit("/", 1)[1]
+    scheduler = _scheduler(request)
+    body = await _body(request) if await request.body() else {}
+    try:
+        match verb:
+            case "suspend":
+                record = await scheduler.suspend(p["namespace"], p["name"])
+            case "resume":
+                selector = body.get("nodeFieldSelector") or ""
+                record = await scheduler.resume(p["namespace"], p["name"], node_filter=_node_filter(selector))
+            case "retry":
+                record = await scheduler.retry(p["namespace"], p["name"])
+            case "resubmit":
+                record = await scheduler.resubmit(p["namespace"], p["name"])
+            case _:
+                raise ApiError(404, f"unknown workflow action {verb!r}")
+        _, nodes = await scheduler.get(record.namespace, record.name)
+    except WorkflowNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except WorkflowNotActive as exc:
+        raise ApiError(409, str(exc)) from None
+    return JSONResponse(workflow_json(record, nodes))
+
+
+def _node_filter(selector: str) -> Any:
+    """Argo's nodeFieldSelector subset: ``displayName=X``, ``name=X``, ``id=X``, ``templateName=X``."""
+    if not selector:
+        return None
+    wanted: list[tuple[str, str]] = []
+    for part in selector.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or key not in ("displayName", "name", "id", "templateName"):
+            raise ApiError(400, f"unsupported nodeFieldSelector {part!r}; use displayName=, name=, id= or templateName=")
+        wanted.append((key, value))
+    attr = {"displayName": "display_name", "name": "name", "id": "id", "templateName": "template_name"}
+    return lambda node: all(getattr(node, attr[k]) == v for k, v in wanted)
+
+
+async def lint_workflow(request: Request) -> JSONResponse:
+    body = await _body(request)
+    manifest = body.get("workflow")
+    if not isinstance(manifest, dict):
+        raise ApiError(400, "body.workflow: a Workflow object is required")
+    manifest.setdefault("apiVersion", "argoproj.io/v1alpha1")
+    manifest.setdefault("kind", "Workflow")
+    workflow = _model(Workflow, manifest, "workflow")
+    findings = lint(workflow, expression_check=expression_check)
+    if findings:
+        raise ApiError(400, str(LintError("workflow", findings)))
+    return JSONResponse(workflow.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+
+async def workflow_log(request: Request) -> Response:
+    p, q = request.path_params, request.query_params
+    try:
+        record, nodes = await _scheduler(request).get(p["namespace"], p["name"])
+    except WorkflowNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    wanted = q.get("podName")
+    lines = []
+    for node in sorted(nodes.values(), key=lambda n: (n.started_at or record.created_at, n.name)):
+        if node.log_path is None or (wanted and wanted not in (node.id, node.name, node.display_name)):
+            continue
+        try:
+            with open(node.log_path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    lines.append(json.dumps({"result": {"content": line.rstrip("\n"), "podName": node.id}}))
+        except OSError:
+            continue
+    return Response("\n".join(lines) + ("\n" if lines else ""), media_type="application/json")
+
+
+# -- templates ------------------------------------------------------------------------------
+
+_TEMPLATE_KINDS = {"workflow-templates": (WorkflowTemplate, "WorkflowTemplate"), "cluster-workflow-templates": (ClusterWorkflowTemplate, "ClusterWorkflowTemplate")}
+
+
+def _kind(request: Request) -> tuple[type[Any], str, str]:
+    segment = request.url.path.split("/")[3]
+    model, kind = _TEMPLATE_KINDS[segment]
+    namespace = request.path_params.get("namespace", "") if kind == "WorkflowTemplate" else ""
+    return model, kind, namespace
+
+
+async def put_template(request: Request) -> JSONResponse:
+    model, kind, namespace = _kind(request)
+    body = await _body(request)
+    manifest = body.get("template")
+    if not isinstance(manifest, dict):
+        raise ApiError(400, f"body.template: a {kind} object is required")
+    manifest.setdefault("apiVersion", "argoproj.io/v1alpha1")
+    manifest.setdefault("kind", kind)
+    resource = _model(model, manifest, "template")
+    findings = lint(resource, expression_check=expression_check)
+    if findings:
+        raise ApiError(400, str(LintError("template", findings)))
+    name = resource.metadata.name
+    if not name:
+        raise ApiError(400, "template: metadata.name: required")
+    store = _scheduler(request).store
+    record = ResourceRecord(kind=kind, namespace=namespace, name=name, manifest=resource.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    try:
+        saved = await store.put_resource(record, create_only=request.method == "POST")
+    except AlreadyExists as exc:
+        raise ApiError(409, str(exc)) from None
+    return JSONResponse(resource_json(saved))
+
+
+async def list_templates(request: Request) -> JSONResponse:
+    _, kind, namespace = _kind(request)
+    records = await _scheduler(request).store.list_resources(kind, namespace)
+    return JSONResponse({"metadata": {}, "items": [resource_json(r) for r in records]})
+
+
+async def get_template(request: Request) -> JSONResponse:
+    _, kind, namespace = _kind(request)
+    record = await _scheduler(request).store.get_resource(kind, namespace, request.path_params["name"])
+    if record is None:
+        raise ApiError(404, f'{kind} "{request.path_params["name"]}" not found')
+    return JSONResponse(resource_json(record))
+
+
+async def delete_template(request: Request) -> JSONResponse:
+    _, kind, namespace = _kind(request)
+    if not await _scheduler(request).store.delete_resource(kind, namespace, request.path_params["name"]):
+        raise ApiError(404, f'{kind} "{request.path_params["name"]}" not found')
+    return JSONResponse({})
+
+
+async def submit_from(request: Request) -> JSONResponse:
+    namespace = request.path_params["namespace"]
+    body = await _body(request)
+    kind = body.get("resourceKind")
+    name = body.get("resourceName")
+    if kind not in ("WorkflowTemplate", "ClusterWorkflowTemplate", "workflowtemplate", "clusterworkflowtemplate") or not name:
+        raise ApiError(400, "resourceKind (WorkflowTemplate or ClusterWorkflowTemplate) and resourceName are required")
+    opts = body.get("submitOptions") or {}
+    cluster = kind.lower() == "clusterworkflowtemplate"
+    params = {}
+    for item in opts.get("parameters") or []:
+        key, sep, value = str(item).partition("=")
+        if not sep:
+            raise ApiError(400, f"submitOptions.parameters: {item!r} is not name=value")
+        params[key] = value
+    workflow = Workflow.model_validate(
+        {
+            "metadata": {"generateName": opts.get("generateName") or f"{name}-", "name": opts.get("name"), "labels": _labels(opts.get("labels"))},
+            "spec": {"workflowTemplateRef": {"name": name, "clusterScope": cluster or None}},
+        }
+    )
+    try:
+        record = await _scheduler(request).submit(
+            workflow, SubmitOptions(namespace=namespace, parameters=params, entrypoint=opts.get("entryPoint"))
+        )
+    except LintError as exc:
+        raise ApiError(400 if "not found" not in str(exc) else 404, str(exc)) from None
+    except AlreadyExists as exc:
+        raise ApiError(409, str(exc)) from None
+    return JSONResponse(workflow_json(record, {}))
+
+
+def _labels(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    return dict(part.split("=", 1) for part in text.split(",") if "=" in part)
+
+
+def routes() -> list[Route]:
+    wf = "/api/v1/workflows/{namespace}"
+    out = [
+        Route(wf, create_workflow, methods=["POST"]),
+        Route(wf, list_workflows, methods=["GET"]),
+        Route("/api/v1/workflows/", list_workflows, methods=["GET"]),
+        Route(f"{wf}/lint", lint_workflow, methods=["POST"]),
+        Route(f"{wf}/submit", submit_from, methods=["POST"]),
+        Route(wf + "/{name}", get_workflow, methods=["GET"]),
+        Route(wf + "/{name}", delete_workflow, methods=["DELETE"]),
+        Route(wf + "/{name}/terminate", terminate_workflow, methods=["PUT"]),
+        Route(wf + "/{name}/stop", terminate_workflow, methods=["PUT"]),
+        Route(wf + "/{name}/log", workflow_log, methods=["GET"]),
+        *(Route(wf + "/{name}/" + verb, act_on_workflow, methods=["PUT"]) for verb in ("suspend", "resume", "retry", "resubmit")),
+    ]
+    for base in ("/api/v1/workflow-templates/{namespace}", "/api/v1/cluster-workflow-templates"):
+        out += [
+            Route(base, put_template, methods=["POST"]),
+            Route(base, list_templates, methods=["GET"]),
+            Route(base + "/{name}", get_template, methods=["GET"]),
+            Route(base + "/{name}", put_template, methods=["PUT"]),
+            Route(base + "/{name}", delete_template, methods=["DELETE"]),
+        ]
+    return out
+
+

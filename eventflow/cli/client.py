@@ -1,0 +1,59 @@
+"""The HTTP client the CLI uses: server URL and token from flags, env or defaults; errors as one line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+import httpx
+
+from eventflow.errors import EventflowError
+
+__all__ = ["ApiClient", "add_client_flags"]
+
+DEFAULT_SERVER = "http://127.0.0.1:2746"
+
+
+def add_client_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", help=f"eventflow server URL (env EVENTFLOW_SERVER; default {DEFAULT_SERVER})")
+    parser.add_argument("--token", help="bearer token (env EVENTFLOW_TOKEN)")
+    parser.add_argument("-n", "--namespace", default=None, help="namespace (default 'default')")
+
+
+class ApiClient:
+    """Thin wrapper over httpx that turns Argo-style error bodies into :class:`EventflowError`."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.base = (args.server or os.environ.get("EVENTFLOW_SERVER") or DEFAULT_SERVER).rstrip("/")
+        token = args.token or os.environ.get("EVENTFLOW_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.base, headers=headers, timeout=30)
+        self.namespace: str = getattr(args, "namespace", None) or "default"
+
+    def request(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            response = self.http.request(method, path, **kw)
+        except httpx.TransportError as exc:
+            raise EventflowError(f"cannot reach the server at {self.base}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("message") or response.text
+            except ValueError:
+                message = response.text
+            raise EventflowError(message.strip() or f"HTTP {response.status_code}")
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            return response.text
+
+    def text(self, path: str, **kw: Any) -> str:
+        try:
+            response = self.http.get(path, **kw)
+        except httpx.TransportError as exc:
+            raise EventflowError(f"cannot reach the server at {self.base}: {exc}") from None
+        if response.status_code >= 400:
+            raise EventflowError(response.json().get("message", response.text))
+        return response.text

@@ -1,0 +1,328 @@
+"""Workflow verbs: submit, list, get, logs, delete, terminate, stop, wait; lint; apply/delete -f."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eventflow.cli.client import ApiClient, add_client_flags
+from eventflow.cli.render import duration, node_tree, summary, table
+from eventflow.errors import EventflowError, UsageError
+from workflows.errors import LintError, SpecError, SpecWarning
+from workflows.lint import lint
+from workflows.loader import load_file
+from workflows.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
+from workflows.submit import expression_check
+
+__all__ = ["register"]
+
+_TERMINAL = ("Succeeded", "Failed", "Error")
+
+
+def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{flag} {item!r}: expected name=value")
+        out[key] = value
+    return out
+
+
+def _load(path: str) -> list[Any]:
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"{path}: no such file")
+    warnings: list[SpecWarning] = []
+    try:
+        docs = load_file(p, warn=warnings.append)
+    except SpecError as exc:
+        raise EventflowError(str(exc)) from None
+    for warning in warnings:
+        print(f"warning: {warning.file}: {warning.loc}: {warning.reason}", file=sys.stderr)
+    return docs
+
+
+def _emit(obj: Any, output: str | None) -> None:
+    if output == "json":
+        print(json.dumps(obj, indent=2))
+    elif output == "yaml":
+        print(yaml.safe_dump(obj, sort_keys=False).rstrip())
+    elif output == "name":
+        print(obj["metadata"]["name"])
+
+
+# -- submit ---------------------------------------------------------------------------------
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    client = ApiClient(args)
+    params = _kv(args.parameter, "-p")
+    workflows = [d for f in args.files for d in _load(f) if isinstance(d, Workflow)]
+    if not workflows:
+        raise EventflowError(f"no Workflow found in {', '.join(args.files)}")
+    code = 0
+    for wf in workflows:
+        manifest = wf.model_dump(by_alias=True, exclude_none=True, mode="json")
+        spec = manifest["spec"]
+        if args.entrypoint:
+            spec["entrypoint"] = args.entrypoint
+        if params:
+            existing = (spec.setdefault("arguments", {})).setdefault("parameters", [])
+            names = {p["name"] for p in existing}
+            for p in existing:
+                if p["name"] in params:
+                    p["value"] = params[p["name"]]
+                    p.pop("valueFrom", None)
+            existing += [{"name": k, "value": v} for k, v in params.items() if k not in names]
+        if args.generate_name:
+            manifest["metadata"].pop("name", None)
+            manifest["metadata"]["generateName"] = args.generate_name
+        namespace = args.namespace or manifest["metadata"].get("namespace") or "default"
+        created = client.request("POST", f"/api/v1/workflows/{namespace}", json={"workflow": manifest})
+        name = created["metadata"]["name"]
+        if args.output:
+            _emit(created, args.output)
+        elif not (args.wait or args.watch):
+            print(f"Name:          {name}\nNamespace:     {namespace}\nStatus:        Pending")
+        if args.wait or args.watch:
+            final = _follow(client, namespace, name, watch=args.watch)
+            if not args.output:
+                print(f"{name} {final['status']['phase']}" + (f": {final['status']['message']}" if final["status"].get("message") else ""))
+            code = max(code, 0 if final["status"]["phase"] == "Succeeded" else 1)
+    return code
+
+
+def _follow(client: ApiClient, namespace: str, name: str, *, watch: bool) -> dict[str, Any]:
+    last = ""
+    while True:
+        wf = client.request("GET", f"/api/v1/workflows/{namespace}/{name}")
+        if watch:
+            screen = summary(wf) + "\n\n" + node_tree(wf)
+            if screen != last:
+                if sys.stdout.isatty():
+                    sys.stdout.write("\x1b[H\x1b[2J")
+                print(screen + "\n", flush=True)
+                last = screen
+        if wf["status"].get("phase") in _TERMINAL:
+            return wf
+        time.sleep(0.2 if watch else 0.1)
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    client = ApiClient(args)
+    code = 0
+    for name in args.names:
+        final = _follow(client, client.namespace, name, watch=False)
+        print(f"{name} {final['status']['phase']}")
+        code = max(code, 0 if final["status"]["phase"] == "Succeeded" else 1)
+    return code
+
+
+# -- read -----------------------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    client = ApiClient(args)
+    path = "/api/v1/workflows/" if args.all_namespaces else f"/api/v1/workflows/{client.namespace}"
+    query: dict[str, str] = {}
+    if args.selector:
+        query["listOptions.labelSelector"] = args.selector
+    if args.phase:
+        query["listOptions.fieldSelector"] = ",".join(f"status.phase={p}" for p in args.phase.split(","))
+    items = client.request("GET", path, params=query)["items"]
+    if args.output in ("json", "yaml"):
+        _emit(items, args.output)
+        return 0
+    if args.output == "name":
+        for wf in items:
+            print(wf["metadata"]["name"])
+        return 0
+    rows = []
+    for wf in items:
+        s = wf.get("status", {})
+        rows.append((wf["metadata"]["name"], s.get("phase", ""), duration(wf["metadata"].get("creationTimestamp"), None) + " ago",
+                     duration(s.get("startedAt"), s.get("finishedAt")), s.get("message", "")))  # fmt: skip
+    print(table(rows, ("NAME", "STATUS", "AGE", "DURATION", "MESSAGE")))
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    client = ApiClient(args)
+    wf = client.request("GET", f"/api/v1/workflows/{client.namespace}/{args.name}")
+    if args.output:
+        _emit(wf, args.output)
+    else:
+        print(summary(wf) + "\n\n" + node_tree(wf))
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    client = ApiClient(args)
+    printed = 0
+    while True:
+        params = {"podName": args.node} if args.node else {}
+        text = client.text(f"/api/v1/workflows/{client.namespace}/{args.name}/log", params=params)
+        lines = [json.loads(line)["result"] for line in text.splitlines() if line.strip()]
+        for entry in lines[printed:]:
+            print(f"{entry['podName']}: {entry['content']}" if not args.node else entry["content"], flush=True)
+        printed = len(lines)
+        if not args.follow:
+            return 0
+        wf = client.request("GET", f"/api/v1/workflows/{client.namespace}/{args.name}")
+        if wf["status"].get("phase") in _TERMINAL:
+            return 0
+        time.sleep(0.5)
+
+
+# -- act ------------------------------------------------------------------------------------
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    client = ApiClient(args)
+    for name in args.names:
+        if args.action == "delete":
+            client.request("DELETE", f"/api/v1/workflows/{client.namespace}/{name}")
+            print(f'Workflow "{name}" deleted')
+        else:
+            body = {"nodeFieldSelector": args.node_field_selector} if getattr(args, "node_field_selector", None) else {}
+            result = client.request("PUT", f"/api/v1/workflows/{client.namespace}/{name}/{args.action}", json=body)
+            past = {"stop": "stopped", "resubmit": "resubmitted as " + result["metadata"]["name"], "retry": "retried"}
+            print(f"workflow {name} {past.get(args.action, args.action + 'd')}")
+    return 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    docs = [(f, d) for f in args.files for d in _load(f)]
+    templates = {d.metadata.name: d for _, d in docs if isinstance(d, (WorkflowTemplate, ClusterWorkflowTemplate))}
+    failed = 0
+    for file, doc in docs:
+        findings = lint(doc, templates_lookup=templates.get if templates else None, expression_check=expression_check)
+        if findings:
+            failed += 1
+            print(str(LintError(file, findings)), file=sys.stderr)
+    if failed:
+        return 1
+    print(f"✔ no linting errors found in {len(docs)} document(s)")
+    return 0
+
+
+_PATHS = {"WorkflowTemplate": "/api/v1/workflow-templates/{ns}", "ClusterWorkflowTemplate": "/api/v1/cluster-workflow-templates"}
+
+
+def _files(paths: list[str]) -> list[str]:
+    out: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.suffix in (".yaml", ".yml"))
+        else:
+            out.append(path)
+    return out
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    client = ApiClient(args)
+    docs = [d for f in _files(args.filename) for d in _load(f)]
+    for doc in docs:
+        kind = getattr(doc, "kind", type(doc).__name__)
+        if kind not in _PATHS:
+            raise EventflowError(f"{kind} {doc.metadata.name}: apply supports {', '.join(_PATHS)} today")
+        ns = args.namespace or doc.metadata.namespace or "default"
+        base = _PATHS[kind].format(ns=ns)
+        body = {"template": doc.model_dump(by_alias=True, exclude_none=True, mode="json")}
+        name = doc.metadata.name
+        if args.delete:
+            client.request("DELETE", f"{base}/{name}")
+            print(f"{kind.lower()}.argoproj.io/{name} deleted")
+            continue
+        try:
+            client.request("POST", base, json=body)
+            print(f"{kind.lower()}.argoproj.io/{name} created")
+        except EventflowError as exc:
+            if "already exists" not in str(exc):
+                raise
+            client.request("PUT", f"{base}/{name}", json=body)
+            print(f"{kind.lower()}.argoproj.io/{name} configured")
+    return 0
+
+
+def register(commands: Any) -> None:
+    p = commands.add_parser("submit", help="submit workflows from files")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE", help="override a workflow parameter")
+    p.add_argument("--entrypoint", help="override spec.entrypoint")
+    p.add_argument("--generate-name", help="override metadata.generateName")
+    p.add_argument("--wait", action="store_true", help="wait for completion; exit 0 only if Succeeded")
+    p.add_argument("--watch", action="store_true", help="show a live tree of nodes until completion")
+    p.add_argument("-o", "--output", choices=["name", "json", "yaml"])
+    add_client_flags(p)
+    p.set_defaults(run=cmd_submit)
+
+    p = commands.add_parser("list", help="list workflows")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    p.add_argument("-l", "--selector", help="label selector, e.g. app=x,env!=prod")
+    p.add_argument("--phase", help="comma-separated phases, e.g. Running,Failed")
+    p.add_argument("-o", "--output", choices=["name", "json", "yaml", "wide"])
+    add_client_flags(p)
+    p.set_defaults(run=cmd_list)
+
+    p = commands.add_parser("get", help="show a workflow and its nodes")
+    p.add_argument("name")
+    p.add_argument("-o", "--output", choices=["json", "yaml", "name"])
+    add_client_flags(p)
+    p.set_defaults(run=cmd_get)
+
+    p = commands.add_parser("logs", help="print the logs of a workflow's steps")
+    p.add_argument("name")
+    p.add_argument("--node", help="only this node (id, name or display name)")
+    p.add_argument("-f", "--follow", action="store_true")
+    add_client_flags(p)
+    p.set_defaults(run=cmd_logs)
+
+    p = commands.add_parser("wait", help="wait for workflows to finish; exit 0 only if all Succeeded")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    add_client_flags(p)
+    p.set_defaults(run=cmd_wait)
+
+    for action, text in (
+        ("delete", "delete workflows"),
+        ("terminate", "terminate workflows (no exit handlers)"),
+        ("stop", "stop workflows"),
+        ("suspend", "suspend workflows: no new steps start"),
+        ("resume", "resume workflows and their suspend steps"),
+        ("retry", "re-run the failed steps of finished workflows"),
+        ("resubmit", "submit new copies of workflows"),
+    ):
+        p = commands.add_parser(action, help=text)
+        p.add_argument("names", nargs="*", metavar="NAME")
+        if action == "delete":
+            p.add_argument("-f", "--filename", action="append", help="delete the resources in FILE|DIR instead")
+        if action == "resume":
+            p.add_argument("--node-field-selector", help="only resume matching suspend nodes, e.g. displayName=approve")
+        add_client_flags(p)
+        p.set_defaults(run=_delete_dispatch if action == "delete" else cmd_action, action=action)
+
+    p = commands.add_parser("lint", help="validate workflow files offline")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(run=cmd_lint)
+
+    p = commands.add_parser("apply", help="create or update WorkflowTemplates from files")
+    p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE|DIR")
+    add_client_flags(p)
+    p.set_defaults(run=cmd_apply, delete=False)
+
+
+def _delete_dispatch(args: argparse.Namespace) -> int:
+    if args.filename:
+        args.delete = True
+        return cmd_apply(args)
+    if not args.names:
+        raise UsageError("delete needs NAME... or -f FILE")
+    return cmd_action(args)

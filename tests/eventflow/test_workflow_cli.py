@@ -1,0 +1,269 @@
+"""The workflow CLI and Argo REST paths against a real server process (embedded NATS, SQLite)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import nats
+import pytest
+
+from tests.support.poll import eventually, eventually_sync
+from tests.support.server_proc import REPO, ServerProcess, eventflow_argv
+
+pytestmark = pytest.mark.nats
+
+HELLO = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata:
+  generateName: hello-
+  labels: {team: docs}
+spec:
+  entrypoint: main
+  arguments:
+    parameters: [{name: message, value: hi}]
+  templates:
+  - name: main
+    steps:
+    - - name: say
+        template: echo
+        arguments: {parameters: [{name: msg, value: "{{workflow.parameters.message}}"}]}
+  - name: echo
+    inputs: {parameters: [{name: msg}]}
+    outputs: {parameters: [{name: said, globalName: said, valueFrom: {path: /tmp/said}}]}
+    container:
+      image: alpine
+      command: [sh, -c, "echo {{inputs.parameters.msg}}; echo -n {{inputs.parameters.msg}} > /tmp/said"]
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess("--port", "0", "--data-dir", str(tmp_path_factory.mktemp("data"))).start()
+    url = proc.base_url
+    eventually_sync(lambda: httpx.get(f"{url}/readyz").status_code == 200, what="ready")
+    yield proc
+    proc.stop()
+
+
+def cli(server: ServerProcess, *args: str, input_file: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EVENTFLOW_SERVER": server.base_url}
+    return subprocess.run(eventflow_argv(*args), cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_submit_wait_get_logs_list_delete(server: ServerProcess, tmp_path: Path) -> None:
+    spec = tmp_path / "hello.yaml"
+    spec.write_text(HELLO)
+    result = cli(server, "submit", str(spec), "-p", "message=bonjour", "--wait", "-o", "name")
+    assert result.returncode == 0, result.stderr
+    name = result.stdout.strip().splitlines()[0]
+    assert name.startswith("hello-")
+
+    got = json.loads(cli(server, "get", name, "-o", "json").stdout)
+    assert got["status"]["phase"] == "Succeeded"
+    assert got["status"]["outputs"]["parameters"] == [{"name": "said", "value": "bonjour"}]
+    say = next(n for n in got["status"]["nodes"].values() if n["displayName"] == "say")
+    assert say["outputs"]["parameters"] == [{"name": "said", "value": "bonjour"}]
+    assert say["inputs"]["parameters"] == [{"name": "msg", "value": "bonjour"}]
+    assert say["outputs"]["exitCode"] == "0"
+
+    tree = cli(server, "get", name).stdout
+    assert "Succeeded" in tree and "say" in tree
+    logs = cli(server, "logs", name)
+    assert logs.returncode == 0 and "bonjour" in logs.stdout
+    listing = cli(server, "list", "-l", "team=docs")
+    assert name in listing.stdout
+    assert name not in cli(server, "list", "-l", "team=other").stdout
+
+    assert cli(server, "delete", name).returncode == 0
+    missing = cli(server, "get", name)
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_cli_submit_failing_workflow_wait_exits_1(server: ServerProcess, tmp_path: Path) -> None:
+    spec = tmp_path / "fail.yaml"
+    spec.write_text(HELLO.replace('command: [sh, -c, "echo', 'command: [sh, -c, "exit 3; echo'))
+    result = cli(server, "submit", str(spec), "--wait")
+    assert result.returncode == 1
+    assert "Failed" in result.stdout and "exit code 3" in result.stdout
+
+
+def test_cli_submit_invalid_workflow_names_yaml_path(server: ServerProcess, tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(HELLO.replace("template: echo", "template: ech0"))
+    result = cli(server, "submit", str(spec))
+    assert result.returncode == 1
+    assert "templates.main.steps[0].say template name 'ech0' undefined" in result.stderr
+
+
+def test_api_missing_command_fails_node_with_exec_message(server: ServerProcess) -> None:
+    wf = {
+        "metadata": {"name": "nocmd"},
+        "spec": {"entrypoint": "m", "templates": [{"name": "m", "container": {"image": "alpine", "command": ["no-such-cmd-xyz"]}}]},
+    }
+    assert httpx.post(f"{server.base_url}/api/v1/workflows/default", json={"workflow": wf}).status_code == 200
+
+    def finished() -> bool:
+        return httpx.get(f"{server.base_url}/api/v1/workflows/default/nocmd").json()["status"].get("phase") == "Failed"
+
+    eventually_sync(finished, what="nocmd failed")
+    node = httpx.get(f"{server.base_url}/api/v1/workflows/default/nocmd").json()["status"]["nodes"]["nocmd"]
+    assert 'exec: "no-such-cmd-xyz": executable file not found in $PATH' in node["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        (b"not json", 400, "not valid JSON"),
+        (b"{}", 400, "body.workflow"),
+        (b'{"workflow": {"metadata": {"name": "x"}, "spec": {"entrypoint": "m", "templates": "nope"}}}', 400, "spec.templates"),
+    ],
+)
+def test_api_bad_requests_get_json_400(server: ServerProcess, body: bytes, status: int, fragment: str) -> None:
+    response = httpx.post(f"{server.base_url}/api/v1/workflows/default", content=body)
+    assert response.status_code == status
+    assert fragment in response.json()["message"] and response.json()["code"] == 3
+
+
+def test_lint_cli_reports_path_and_exit_1(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(HELLO.replace("template: echo", "template: ech0"))
+    result = subprocess.run(eventflow_argv("lint", str(spec)), cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 1
+    assert "templates.main.steps[0].say template name 'ech0' undefined" in result.stderr
+    good = tmp_path / "good.yaml"
+    good.write_text(HELLO)
+    ok = subprocess.run(eventflow_argv("lint", str(good)), cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert ok.returncode == 0, ok.stderr
+
+
+async def test_lifecycle_events_running_then_succeeded_once_each(server: ServerProcess, tmp_path: Path) -> None:
+    nats_url = server.wait_for(r"embedded nats-server pid=\d+ listening on (nats://\S+)").group(1)
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        sub = await js.subscribe("eventflow.workflows.default.lifecycle-check.>", ordered_consumer=True)
+        wf = {
+            "metadata": {"name": "lifecycle-check", "labels": {"k": "v"}},
+            "spec": {"entrypoint": "m", "templates": [{"name": "m", "container": {"image": "alpine", "command": ["true"]}}]},
+        }
+        response = await asyncio.to_thread(httpx.post, f"{server.base_url}/api/v1/workflows/default", json={"workflow": wf})
+        assert response.status_code == 200
+        seen: list[dict[str, object]] = []
+
+        async def collect() -> bool:
+            try:
+                msg = await sub.next_msg(timeout=0.2)
+            except nats.errors.TimeoutError:
+                return False
+            seen.append(json.loads(msg.data))
+            return len(seen) >= 2
+
+        await eventually(collect, timeout=20, what="two lifecycle events")
+        assert [e["data"]["phase"] for e in seen] == ["Running", "Succeeded"]  # type: ignore[index]
+        assert len({e["id"] for e in seen}) == 2
+        done = seen[1]["data"]
+        assert done["labels"] == {"k": "v"} and done["progress"] == "1/1"  # type: ignore[index]
+        with pytest.raises(nats.errors.TimeoutError):
+            await sub.next_msg(timeout=0.5)  # nothing more: each phase once
+    finally:
+        await nc.close()
+
+
+def _wf(server: ServerProcess, name: str) -> dict[str, object]:
+    return httpx.get(f"{server.base_url}/api/v1/workflows/default/{name}").json()  # type: ignore[no-any-return]
+
+
+def _phase(server: ServerProcess, name: str) -> str:
+    return str(_wf(server, name)["status"].get("phase"))  # type: ignore[union-attr]
+
+
+def test_api_suspend_step_waits_until_resumed(server: ServerProcess) -> None:
+    wf = {
+        "metadata": {"name": "approval"},
+        "spec": {
+            "entrypoint": "main",
+            "templates": [
+                {"name": "main", "steps": [[{"name": "approve", "template": "wait"}], [{"name": "after", "template": "ok"}]]},
+                {"name": "wait", "suspend": {}},
+                {"name": "ok", "container": {"image": "alpine", "command": ["true"]}},
+            ],
+        },
+    }
+    assert httpx.post(f"{server.base_url}/api/v1/workflows/default", json={"workflow": wf}).status_code == 200
+
+    def suspended() -> bool:
+        nodes = _wf(server, "approval")["status"].get("nodes", {})  # type: ignore[union-attr]
+        return any(n["displayName"] == "approve" and n["phase"] == "Running" for n in nodes.values())
+
+    eventually_sync(suspended, what="suspend node running")
+    assert _phase(server, "approval") == "Running"
+    response = httpx.put(f"{server.base_url}/api/v1/workflows/default/approval/resume", json={"nodeFieldSelector": "displayName=approve"})
+    assert response.status_code == 200, response.text
+    eventually_sync(lambda: _phase(server, "approval") == "Succeeded", what="resumed workflow succeeded")
+
+
+def test_api_terminate_stops_running_step_and_fails_workflow(server: ServerProcess) -> None:
+    wf = {
+        "metadata": {"name": "long"},
+        "spec": {"entrypoint": "m", "templates": [{"name": "m", "container": {"image": "alpine", "command": ["sleep", "60"]}}]},
+    }
+    assert httpx.post(f"{server.base_url}/api/v1/workflows/default", json={"workflow": wf}).status_code == 200
+    eventually_sync(lambda: _wf(server, "long")["status"].get("nodes", {}).get("long", {}).get("phase") == "Running", what="running")  # type: ignore[union-attr]
+    assert httpx.put(f"{server.base_url}/api/v1/workflows/default/long/terminate", json={}).status_code == 200
+    status = _wf(server, "long")["status"]
+    assert status["phase"] == "Failed" and status["message"] == "Stopped with strategy 'Terminate'"  # type: ignore[index]
+    # terminating twice is harmless; resuming a finished workflow is a conflict with a JSON body
+    assert httpx.put(f"{server.base_url}/api/v1/workflows/default/long/terminate", json={}).status_code == 200
+    conflict = httpx.put(f"{server.base_url}/api/v1/workflows/default/long/resume", json={})
+    assert conflict.status_code == 409 and "Failed" in conflict.json()["message"]
+
+
+def test_api_retry_reruns_only_failed_steps(server: ServerProcess, tmp_path: Path) -> None:
+    # Steps see the host's files read-only through their private root, so a flag the test creates
+    # after the first run is what lets the retried step pass.
+    flag = Path("/var/tmp") / f"eventflow-retry-{os.getpid()}-{tmp_path.name}"
+    wf = {
+        "metadata": {"name": "flaky"},
+        "spec": {
+            "entrypoint": "main",
+            "templates": [
+                {"name": "main", "steps": [[{"name": "first", "template": "ok"}], [{"name": "second", "template": "gate"}]]},
+                {"name": "ok", "container": {"image": "alpine", "command": ["true"]}},
+                {"name": "gate", "container": {"image": "alpine", "command": ["sh", "-c", f"test -e {flag}"]}},
+            ],
+        },
+    }
+
+    def node(name: str) -> dict[str, object]:
+        nodes = _wf(server, "flaky")["status"]["nodes"]  # type: ignore[index]
+        return next(n for n in nodes.values() if n["displayName"] == name)  # type: ignore[no-any-return]
+
+    try:
+        assert httpx.post(f"{server.base_url}/api/v1/workflows/default", json={"workflow": wf}).status_code == 200
+        eventually_sync(lambda: _phase(server, "flaky") == "Failed", what="first run failed")
+        first_before, second_before = node("first"), node("second")
+        assert second_before["phase"] == "Failed"
+        flag.write_text("")
+        assert httpx.put(f"{server.base_url}/api/v1/workflows/default/flaky/retry", json={}).status_code == 200
+        eventually_sync(lambda: _phase(server, "flaky") == "Succeeded", what="retry succeeded")
+        assert node("first") == first_before, "the succeeded step must not run again"
+        assert node("second")["phase"] == "Succeeded"
+    finally:
+        flag.unlink(missing_ok=True)
+
+
+def test_api_resubmit_creates_new_workflow(server: ServerProcess) -> None:
+    wf = {"metadata": {"name": "orig"}, "spec": {"entrypoint": "m", "templates": [{"name": "m", "container": {"image": "alpine", "command": ["true"]}}]}}
+    assert httpx.post(f"{server.base_url}/api/v1/workflows/default", json={"workflow": wf}).status_code == 200
+    eventually_sync(lambda: _phase(server, "orig") == "Succeeded", what="original done")
+    copy = httpx.put(f"{server.base_url}/api/v1/workflows/default/orig/resubmit", json={}).json()
+    name = copy["metadata"]["name"]
+    assert name.startswith("orig-") and copy["metadata"]["labels"]["workflows.argoproj.io/resubmitted-from-workflow"] == "orig"
+    eventually_sync(lambda: _phase(server, name) == "Succeeded", what="resubmitted done")

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.poll import eventually
+from tests.workflows.executor.helpers import (
+    GRACE,
+    MODES,
+    gone,
+    group_members,
+    make_executor,
+    needs_cgroup,
+    sh,
+)
+from workflows.executor import LocalExecutor, ProcessSpec
+
+
+@pytest.fixture(params=MODES)
+def executor(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LocalExecutor]:
+    yield from make_executor(tmp_path / "nodes", request.param)
+
+
+async def _start(
+    executor: LocalExecutor, node: ProcessSpec, lines: int
+) -> tuple[asyncio.Task[object], int, list[int]]:
+    """Run ``node`` until its log shows ``lines`` pids; return the task, the main pid and those pids."""
+    started: list[int] = []
+    task: asyncio.Task[object] = asyncio.create_task(executor.run(node, on_start=started.append))
+    log = executor.work_dir / node.node_id / "main.log"
+
+    def printed() -> bool:
+        return bool(started) and log.exists() and len(log.read_text().split()) >= lines
+
+    await eventually(printed, timeout=10, what="the node to print its pids")
+    return task, started[0], [int(word) for word in log.read_text().split()]
+
+
+async def test_cancel_kills_group_including_sigterm_ignoring_child(executor: LocalExecutor) -> None:
+    # Both the shell and its child ignore SIGTERM (an ignored signal stays ignored across exec).
+    node = sh("stubborn", "trap '' TERM; sleep 300 & echo $!; wait; wait")
+    task, main, (child,) = await _start(executor, node, 1)
+    assert group_members(main) == sorted([main, child])
+    clock = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - clock >= GRACE  # SIGTERM was ignored, so it took the SIGKILL after the grace
+    await eventually(lambda: gone(main) and gone(child), timeout=5, what="both processes to die")
+    assert group_members(main) == []
+
+
+async def test_cancel_of_a_sigterm_honouring_process_is_quick(executor: LocalExecutor) -> None:
+    task, main, _ = await _start(executor, sh("polite", "echo $$; exec sleep 300"), 1)
+    clock = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - clock < GRACE
+    assert gone(main)
+
+
+async def test_exit_of_main_process_kills_its_background_children(executor: LocalExecutor) -> None:
+    result = await executor.run(sh("orphans", "sleep 300 & echo $!"))
+    child = int(result.result)
+    await eventually(lambda: gone(child), timeout=5, what="the background child to die")
+    assert result.exit_code == 0
+
+
+@needs_cgroup("pids")
+async def test_exit_of_main_process_kills_children_that_left_the_group(executor: LocalExecutor) -> None:
+    # Wait until the child really is in its own session (field 6 of /proc/PID/stat) before exiting.
+    script = (
+        "setsid sleep 300 & p=$!; while [ \"$(cut -d' ' -f6 /proc/$p/stat)\" != $p ]; do :; done; echo $p"
+    )
+    result = await executor.run(sh("escapee", script))
+    escaped = int(result.result)
+    await eventually(lambda: gone(escaped), timeout=5, what="the setsid child to die")

@@ -1,0 +1,289 @@
+"""Runs entries of ../shared/argo-examples/SUITE.yaml against the real scheduler and checks them.
+
+The manifest is read directly; nothing here copies its expectations.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import SHARED
+from workflows.loader import load_file
+from workflows.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
+from workflows.status import NodeStatus
+from workflows.store import ResourceRecord, WorkflowRecord, WorkflowStore
+
+EXAMPLES = SHARED / "argo-examples"
+SUITE_FILE = EXAMPLES / "SUITE.yaml"
+
+# Feature (a YAML key anywhere in the example) -> the issue that brings it. Entries using one are
+# skipped with that reason until the feature lands; the test that lists them keeps this honest.
+NOT_YET: dict[str, str] = {
+    "retryStrategy": "retryStrategy (issue 4)",
+    "onExit": "exit handlers (issue 4)",
+    "hooks": "lifecycle hooks (issue 4)",
+    "activeDeadlineSeconds": "timeouts (issue 4)",
+    "timeout": "timeouts (issue 4)",
+    "memoize": "memoization (issue 4)",
+    "suspend": "suspend/resume (issue 4)",
+    "synchronization": "synchronization (issue 6)",
+    "parallelism": "parallelism (issue 6)",
+    "artifacts": "artifacts (issue 5)",
+    "volumes": "volumes (issue 5)",
+    "volumeClaimTemplates": "volumes (issue 5)",
+    "volumeMounts": "volumes (issue 5)",
+    "containerSet": "containerSet templates",
+    "initContainers": "init containers",
+    "sidecars": "sidecars",
+    "daemon": "daemon steps",
+    "http": "http templates (issue 12)",
+    "resource": "resource templates (issue 12)",
+    "data": "data templates",
+    "plugin": "executor plugins (issue 12)",
+    "ttlStrategy": "retention (issue 11)",
+    "metrics": "custom metrics",
+}
+NEEDS_NOT_YET = {
+    "resume": "resume driver (issue 4)",
+    "stop": "stop driver (issue 4)",
+    "memoization": "memoization (issue 4)",
+    "ttl": "retention (issue 11)",
+    "volumes": "volumes (issue 5)",
+    "container-set": "containerSet templates",
+    "init-containers": "init containers",
+    "sidecars": "sidecars",
+    "raw-artifacts": "artifacts (issue 5)",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    raw: dict[str, Any]
+
+    @property
+    def file(self) -> str:
+        return str(self.raw["file"])
+
+    @property
+    def id(self) -> str:
+        doc = self.raw.get("doc")
+        return self.file + (f"#{doc}" if doc is not None else "")
+
+    @property
+    def expect(self) -> dict[str, Any]:
+        return dict(self.raw.get("expect") or {})
+
+    @property
+    def needs(self) -> list[str]:
+        return list(self.raw.get("needs") or [])
+
+
+def load_suite() -> list[Entry]:
+    if not SUITE_FILE.exists():
+        return []
+    data = yaml.safe_load(SUITE_FILE.read_text())
+    return [Entry(e) for e in data["examples"]]
+
+
+def _keys(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield str(key)
+            yield from _keys(sub)
+    elif isinstance(value, list):
+        for sub in value:
+            yield from _keys(sub)
+
+
+def unsupported(entry: Entry) -> str | None:
+    """Why this entry cannot run yet, or None."""
+    for need in entry.needs:
+        base = need.split(":", 1)[0]
+        if need in NEEDS_NOT_YET or base in NEEDS_NOT_YET:
+            return NEEDS_NOT_YET.get(need) or NEEDS_NOT_YET[base]
+        if base == "pvc" or base == "node-set":
+            return f"{need} (issues 4/5)"
+        if need.startswith("host:"):
+            program = need.split(":", 1)[1]
+            if program.startswith("/"):
+                if not Path(program).exists():
+                    return f"host file {program} missing"
+            elif shutil.which("python3" if program == "python" else program) is None:
+                return f"host program {program} missing"
+    path = EXAMPLES / entry.file
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
+    for doc in docs:
+        for key in _keys(doc.get("spec") or {}):
+            if key in NOT_YET:
+                return NOT_YET[key]
+    for ref_name, tmpl_name in _template_refs(docs):
+        for key in _keys(_fixture_template(ref_name, tmpl_name)):
+            if key in NOT_YET:
+                return f"{NOT_YET[key]} in referenced template {ref_name}/{tmpl_name}"
+    return None
+
+
+def _template_refs(value: Any) -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        ref = value.get("templateRef")
+        if isinstance(ref, dict) and "name" in ref:
+            yield str(ref["name"]), str(ref.get("template", ""))
+        wtr = value.get("workflowTemplateRef")
+        if isinstance(wtr, dict) and "name" in wtr:
+            yield str(wtr["name"]), ""
+        for sub in value.values():
+            yield from _template_refs(sub)
+    elif isinstance(value, list):
+        for sub in value:
+            yield from _template_refs(sub)
+
+
+def _fixture_template(ref_name: str, tmpl_name: str) -> Any:
+    """The referenced fixture template (or the whole WorkflowTemplate spec when no template is named)."""
+    fixtures = yaml.safe_load(SUITE_FILE.read_text())["fixtures"]
+    for group in fixtures.get("workflowtemplates", []) + fixtures.get("clusterworkflowtemplates", []):
+        for doc in yaml.safe_load_all((EXAMPLES / group["from"].split(" ")[0]).read_text()):
+            if not isinstance(doc, dict) or (doc.get("metadata") or {}).get("name") != ref_name:
+                continue
+            spec = doc.get("spec") or {}
+            if not tmpl_name:
+                return spec
+            return next((t for t in spec.get("templates", []) if t.get("name") == tmpl_name), {})
+    return {}
+
+
+async def load_fixtures(store: WorkflowStore, entry: Entry) -> None:
+    data = yaml.safe_load(SUITE_FILE.read_text())["fixtures"]
+    wanted = entry.needs
+    for cm in data.get("configmaps", []):
+        if f"configmap:{cm['name']}" in wanted and "data" in cm:
+            manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm["name"], "labels": cm.get("labels", {})}, "data": cm["data"]}
+            await store.put_resource(ResourceRecord(kind="ConfigMap", namespace="default", name=cm["name"], manifest=manifest))
+    kinds = []
+    if "workflowtemplates" in wanted or any(n.startswith("workflowtemplate:") for n in wanted):
+        kinds.append(("workflowtemplates", WorkflowTemplate))
+    if "clusterworkflowtemplates" in wanted:
+        kinds.append(("clusterworkflowtemplates", ClusterWorkflowTemplate))
+    for key, model in kinds:
+        for group in data.get(key, []):
+            source = group["from"].split(" ")[0]
+            for doc in load_file(EXAMPLES / source):
+                if isinstance(doc, model):
+                    cluster = model is ClusterWorkflowTemplate
+                    await store.put_resource(
+                        ResourceRecord(
+                            kind=model.__name__, namespace="" if cluster else "default", name=doc.metadata.name or "",
+                            manifest=doc.model_dump(by_alias=True, exclude_none=True, mode="json"),
+                        )  # fmt: skip
+                    )
+
+
+def workflow_of(entry: Entry) -> Workflow:
+    docs = [d for d in load_file(EXAMPLES / entry.file) if isinstance(d, Workflow)]
+    index = entry.raw.get("doc")
+    if index is not None:
+        all_docs = load_file(EXAMPLES / entry.file)
+        doc = all_docs[index]
+        assert isinstance(doc, Workflow)
+        return doc
+    return docs[0]
+
+
+def _match(expected: Any, actual: str | None, nodes: dict[str, NodeStatus]) -> bool:
+    if isinstance(expected, dict):
+        if "regex" in expected:
+            return actual is not None and re.search(expected["regex"], actual) is not None
+        if "any_of" in expected:
+            if actual not in [str(v) for v in expected["any_of"]]:
+                return False
+            if "equals" in expected:
+                ref_name, _, field = expected["equals"].partition(".outputs.")
+                ref = next((n for n in nodes.values() if n.display_name == ref_name), None)
+                return ref is not None and ref.outputs is not None and field == "result" and ref.outputs.result == actual
+            return True
+    return actual == str(expected)
+
+
+def _read_log(node: NodeStatus) -> str:
+    if not node.log_path:
+        return ""
+    try:
+        return Path(node.log_path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def check(entry: Entry, record: WorkflowRecord, nodes: dict[str, NodeStatus]) -> list[str]:
+    """Every difference between the run and SUITE.yaml's expectation (empty = pass)."""
+    exp = entry.expect
+    problems: list[str] = []
+    phase = record.phase.value
+    if "phase" in exp and phase != exp["phase"]:
+        problems.append(f"workflow phase {phase} (message {record.message!r}), expected {exp['phase']}")
+    if "phase_any_of" in exp and phase not in exp["phase_any_of"]:
+        problems.append(f"workflow phase {phase}, expected one of {exp['phase_any_of']}")
+    if "message" in exp and record.message != exp["message"]:
+        problems.append(f"workflow message {record.message!r}, expected {exp['message']!r}")
+    if "message_contains" in exp and exp["message_contains"] not in (record.message or ""):
+        problems.append(f"workflow message {record.message!r} lacks {exp['message_contains']!r}")
+    root = nodes.get(record.name)
+    for name, value in (exp.get("outputs") or {}).items():
+        actual = root.outputs.parameter(name) if root and root.outputs else None
+        if not _match(value, actual, nodes):
+            problems.append(f"workflow output {name}={actual!r}, expected {value!r}")
+    for spec in exp.get("nodes") or []:
+        display = str(spec["displayName"]).replace("$WF", record.name)
+        candidates = [n for n in nodes.values() if n.display_name == display]
+        if spec.get("phase") == "absent":
+            if candidates:
+                problems.append(f"node {display} exists, expected absent")
+            continue
+        if not candidates:
+            problems.append(f"node {display} missing (have: {sorted({n.display_name for n in nodes.values()})[:40]})")
+            continue
+        errors_per_candidate = [_node_problems(spec, n, nodes) for n in candidates]
+        if all(errors_per_candidate):
+            problems.append(f"node {display}: {'; '.join(errors_per_candidate[0])}")
+    one_of = exp.get("exactly_one_succeeded")
+    if one_of:
+        succeeded = [n for n in nodes.values() if n.display_name in one_of and n.phase.value == "Succeeded"]
+        if len(succeeded) != 1:
+            problems.append(f"exactly one of {one_of} should succeed, got {[n.display_name for n in succeeded]}")
+    return problems
+
+
+def _node_problems(spec: dict[str, Any], node: NodeStatus, nodes: dict[str, NodeStatus]) -> list[str]:
+    out: list[str] = []
+    if "phase" in spec and node.phase.value != spec["phase"]:
+        out.append(f"phase {node.phase.value} ({node.message}), expected {spec['phase']}")
+    if "phase_any_of" in spec and node.phase.value not in spec["phase_any_of"]:
+        out.append(f"phase {node.phase.value}, expected one of {spec['phase_any_of']}")
+    inputs = {p["name"]: p.get("value") for p in (node.inputs or {}).get("parameters", [])}
+    for name, value in (spec.get("inputs") or {}).items():
+        if not _match(value, inputs.get(name), nodes):
+            out.append(f"input {name}={inputs.get(name)!r}, expected {value!r}")
+    for name in spec.get("inputs_present") or []:
+        if name not in inputs:
+            out.append(f"input {name} absent")
+    for name, value in (spec.get("outputs") or {}).items():
+        actual = node.outputs.parameter(name) if node.outputs else None
+        if not _match(value, actual, nodes):
+            out.append(f"output {name}={actual!r}, expected {value!r}")
+    if "result" in spec:
+        actual = node.outputs.result if node.outputs else None
+        if not _match(spec["result"], actual, nodes):
+            out.append(f"result {actual!r}, expected {spec['result']!r}")
+    if "message" in spec and node.message != spec["message"]:
+        out.append(f"message {node.message!r}, expected {spec['message']!r}")
+    if "message_contains" in spec and spec["message_contains"] not in (node.message or ""):
+        out.append(f"message {node.message!r} lacks {spec['message_contains']!r}")
+    if "stdout_contains" in spec and spec["stdout_contains"] not in _read_log(node):
+        out.append(f"log lacks {spec['stdout_contains']!r}")
+    return out

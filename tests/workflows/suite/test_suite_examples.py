@@ -1,0 +1,74 @@
+"""Argo's examples, run by the real scheduler, checked against SUITE.yaml (read directly)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.workflows.suite.harness import SUITE_FILE, Entry, check, load_fixtures, load_suite, unsupported, workflow_of
+from workflows.executor import LocalExecutor
+from workflows.scheduler import Scheduler
+from workflows.store import WorkflowStore
+from eventflow.database import open_engine
+
+ENTRIES = load_suite()
+RUNNABLE_TIERS = ("A", "B")
+
+
+def _params() -> list[object]:
+    if not ENTRIES:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"shared/ absent: {SUITE_FILE} not found"))]
+    out = []
+    for entry in ENTRIES:
+        tier = entry.raw.get("tier")
+        if tier not in RUNNABLE_TIERS:
+            continue
+        exp = entry.expect
+        if exp.get("phase") == "LintError":
+            continue  # covered by tests/workflows/models/test_lint_suite.py
+        reason = unsupported(entry)
+        marks = [pytest.mark.skip(reason=f"not yet: {reason}")] if reason else []
+        if tier == "B":
+            marks.append(pytest.mark.slow)
+        out.append(pytest.param(entry, id=entry.id, marks=marks))
+    return out
+
+
+@pytest.fixture
+async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
+    engine = open_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    store = WorkflowStore(engine)
+    await store.migrate()
+    executor = LocalExecutor(tmp_path / "nodes")
+    sched = Scheduler(store, executor)
+    await sched.start()
+    try:
+        yield sched
+    finally:
+        await sched.stop()
+        executor.close()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("entry", _params())
+async def test_suite_example_reaches_expected_outcome(entry: Entry, scheduler: Scheduler) -> None:
+    await load_fixtures(scheduler.store, entry)
+    attempts = 2 if entry.raw.get("random") and entry.raw.get("p_fail") else 1
+    problems: list[str] = []
+    for _ in range(attempts):
+        record = await scheduler.submit(workflow_of(entry), file=entry.file)
+        timeout = float(entry.raw.get("max_seconds") or 60)
+        final = await scheduler.wait_done(record.namespace, record.name, timeout)
+        assert final.phase.done, f"{entry.id}: still {final.phase.value} after {timeout:.0f}s"
+        _, nodes = await scheduler.get(record.namespace, record.name)
+        problems = check(entry, final, nodes)
+        if not problems:
+            break
+        await scheduler.delete(record.namespace, record.name)
+    assert not problems, f"{entry.id}:\n  " + "\n  ".join(problems)
+    min_seconds = entry.raw.get("min_seconds")
+    if min_seconds and final.started_at and final.finished_at:
+        took = (final.finished_at - final.started_at).total_seconds()
+        assert took >= float(min_seconds) - 1, f"{entry.id}: finished in {took:.1f}s, expected >= {min_seconds}s"

@@ -1,0 +1,370 @@
+"""LocalExecutor: run one node's container or script as a local process (see the package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import posixpath
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from workflows.executor.capture import StdoutCapture
+from workflows.executor.cgroups import CgroupTree, Limits, NodeCgroup, detect_cgroups
+from workflows.executor.errors import ExecNotFound, ExecutorError, InvalidNodeId
+from workflows.executor.images import command_line
+from workflows.executor.layout import BIN_IN_NODE, HostView, NodeDirs, PrivateView, read_output
+from workflows.executor.lookup import find_executable
+from workflows.executor.nsthread import NamespaceThread, open_private_fs
+from workflows.executor.process import Child, spawn
+from workflows.executor.shims import install_shims
+from workflows.executor.spec import ProcessResult, ProcessSpec
+
+__all__ = ["LocalExecutor"]
+
+log = logging.getLogger("workflows.executor")
+
+_NODE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+_DRAIN_SECONDS = 2.0  # stdout may stay open only in a process we could not kill (no cgroup, setsid)
+_REAP_SECONDS = 10.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Started:
+    """A node whose process runs: what has to be undone however it ends."""
+
+    child: Child
+    capture: StdoutCapture
+    cgroup: NodeCgroup | None
+    root: Path | None
+
+
+class LocalExecutor:
+    """Runs container and script nodes as local processes, one private directory tree per node.
+
+    ``private_fs``: True requires a private root per node (raises :class:`PrivateFsUnavailable` at the
+    first run if it cannot be had), False never isolates, None (default) isolates when possible.
+    Detection happens on first use or on :meth:`prepare`.
+    """
+
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        result_limit: int = 256 * 1024,
+        kill_grace_seconds: float = 5.0,
+        private_fs: bool | None = None,
+    ) -> None:
+        self.work_dir = Path(os.path.realpath(work_dir))
+        self.result_limit = result_limit
+        self.kill_grace_seconds = kill_grace_seconds
+        self._want_private = private_fs
+        self._ready = False
+        self._ns: NamespaceThread | None = None
+        self._cgroups: CgroupTree | None = None
+        self._bin = self.work_dir / ".bin"
+        self._host_path = os.environ.get("PATH", os.defpath)
+        self._retired: list[NodeCgroup] = []
+        self._unmounting: dict[str, concurrent.futures.Future[None]] = {}
+        self.started = 0
+        self.running = 0
+        self.not_started = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<LocalExecutor private_fs={self._ns is not None} cgroups={self._cgroups!r} "
+            f"started={self.started} running={self.running} not_started={self.not_started}>"
+        )
+
+    # -- set-up --------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the work dir and shims, and detect isolation and limits (else done by the first run)."""
+        if self._ready:
+            return
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        install_shims(self._bin, self._host_path)
+        self._ns = open_private_fs(self.work_dir, self._want_private)
+        if self._ns is not None:
+            weakref.finalize(self, self._ns.close)  # the scheduler may never call close()
+        self._cgroups = detect_cgroups()
+        if self._cgroups is not None:
+            weakref.finalize(self, self._cgroups.close)
+        else:
+            log.warning("no writable cgroup: memory limits use RLIMIT_AS; no CPU limit and no process cap")
+        self._ready = True
+        log.info("local executor ready: %r", self)
+
+    @property
+    def private_fs(self) -> bool:
+        """Whether nodes get a private root (detects on first access)."""
+        self.prepare()
+        return self._ns is not None
+
+    def _live_ns(self) -> NamespaceThread | None:
+        """The namespace thread, restarted if it died (running nodes keep their roots)."""
+        if self._ns is None or self._ns.alive:
+            return self._ns
+        log.warning("mount namespace thread stopped; starting a new one")
+        self._ns = NamespaceThread()
+        return self._ns
+
+    # -- running -------------------------------------------------------------------------------
+
+    async def run(self, spec: ProcessSpec, on_start: Callable[[int], None] | None = None) -> ProcessResult:
+        """Run the node to completion; on cancellation stop its processes, then re-raise."""
+        started_at = _now()
+        if not _NODE_ID.fullmatch(spec.node_id):
+            raise InvalidNodeId(spec.node_id)
+        self.prepare()
+        ns = self._live_ns()
+        dirs = NodeDirs(self.work_dir / spec.node_id)
+        view: PrivateView | HostView = PrivateView(dirs, self._bin) if ns else HostView(dirs, self._bin)
+        self._unmounted(spec.node_id)
+        dirs.reset(view.NAMES)
+        log_fd = os.open(dirs.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        try:
+            return await self._run(spec, view, ns, log_fd, started_at, on_start)
+        finally:
+            os.close(log_fd)
+
+    async def _run(
+        self,
+        spec: ProcessSpec,
+        view: PrivateView | HostView,
+        ns: NamespaceThread | None,
+        log_fd: int,
+        started_at: datetime,
+        on_start: Callable[[int], None] | None,
+    ) -> ProcessResult:
+        script = view.script_path if spec.script_source is not None else None
+        argv = command_line(spec.image, spec.command, spec.args, script)
+        if spec.script_source is not None:
+            target = view.script_host
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(spec.script_source)
+            target.chmod(0o755)
+        cwd = posixpath.normpath(posixpath.join("/", spec.working_dir or view.default_cwd))
+        env = {"PATH": f"{view.bin_dir}:{self._host_path}", **view.env(), **spec.env}
+        try:
+            exe = find_executable(argv[0], env["PATH"], cwd, view.to_host)
+            if ns is None and not os.path.isdir(cwd):
+                raise ExecNotFound(argv[0], f'chdir to cwd ("{cwd}") failed: no such file or directory')
+        except ExecNotFound as exc:
+            return self._not_started(spec, view, log_fd, exc, started_at)
+
+        limits = Limits(spec.memory_limit_bytes, spec.cpu_limit, spec.max_processes)
+        try:
+            cgroup = self._cgroups.create(spec.node_id, limits) if self._cgroups else None
+        except OSError as exc:
+            raise ExecutorError(f"node {spec.node_id}: cannot create its cgroup: {exc}") from exc
+        try:
+            started = await self._start(spec, view, ns, [exe, *argv[1:]], env, cwd, log_fd, cgroup)
+        except ExecNotFound as exc:
+            self._undo(spec.node_id, None, None, cgroup)
+            return self._not_started(spec, view, log_fd, exc, started_at)
+        except BaseException:
+            self._undo(spec.node_id, None, None, cgroup)
+            raise
+        return await self._follow(spec, view, ns, started, started_at, on_start)
+
+    async def _start(
+        self,
+        spec: ProcessSpec,
+        view: PrivateView | HostView,
+        ns: NamespaceThread | None,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
+        log_fd: int,
+        cgroup: NodeCgroup | None,
+    ) -> _Started:
+        capture = StdoutCapture(log_fd, self.result_limit)
+        read_fd, write_fd = os.pipe()
+        rlimit_as = spec.memory_limit_bytes if cgroup is None or not cgroup.limits_memory else None
+
+        def start() -> subprocess.Popen[bytes]:
+            proc = spawn(argv, env=env, cwd=cwd, stdout=write_fd, stderr=log_fd)
+            if rlimit_as is not None:
+                # No memory cgroup: cap the address space instead (set just after exec, before the
+                # command can allocate much; inherited by its children).
+                with contextlib.suppress(OSError):
+                    resource.prlimit(proc.pid, resource.RLIMIT_AS, (rlimit_as, rlimit_as))
+            return proc
+
+        def launch(spawn_it: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+            return cgroup.spawn(spawn_it) if cgroup is not None else spawn_it()
+
+        root = view.dirs.sub("root") if ns is not None else None
+        try:
+            if ns is None or root is None:
+                proc = launch(start)
+            else:
+                dirs = view.dirs
+                binds = [
+                    (str(dirs.sub("tmp")), "/tmp"),
+                    (str(dirs.sub("mnt")), "/mnt"),
+                    (str(self._bin), BIN_IN_NODE),
+                ]
+                proc = await ns.start_in_root(
+                    root, dirs.sub("upper"), dirs.sub("ovwork"), binds, cwd, start, launch
+                )
+        except OSError as exc:  # exec itself failed, e.g. a script without a #! line
+            os.close(read_fd)
+            raise ExecNotFound(argv[0], (exc.strerror or str(exc)).lower()) from exc
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self.started += 1
+        return _Started(Child(proc, read_fd, capture.feed), capture, cgroup, root)
+
+    async def _follow(
+        self,
+        spec: ProcessSpec,
+        view: PrivateView | HostView,
+        ns: NamespaceThread | None,
+        started: _Started,
+        started_at: datetime,
+        on_start: Callable[[int], None] | None,
+    ) -> ProcessResult:
+        child, cgroup = started.child, started.cgroup
+        self.running += 1
+        clock = time.monotonic()
+        oom = False
+        try:
+            log.debug("node %s started: pid %d", spec.node_id, child.pid)
+            if on_start is not None:
+                on_start(child.pid)
+            try:
+                status = await asyncio.shield(child.exited)
+            except asyncio.CancelledError:
+                await self._terminate(child, cgroup)
+                raise
+        finally:
+            self.running -= 1
+            # The main process ended: like a container, nothing it started survives it.
+            child.signal_group(signal.SIGKILL)
+            if cgroup is not None:
+                cgroup.kill_all()
+                oom = cgroup.oom_killed()
+            if not child.exited.done():  # we got here by an exception (e.g. from on_start): reap it
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(child.exited), _REAP_SECONDS)
+            await child.drain(_DRAIN_SECONDS)
+            self._undo(spec.node_id, ns, started.root, cgroup)
+        exit_code = status if status >= 0 else 128 - status
+        log.debug("node %s exited %d after %.3fs", spec.node_id, exit_code, time.monotonic() - clock)
+        return ProcessResult(
+            exit_code=exit_code,
+            result=started.capture.result(),
+            log_path=view.dirs.log,
+            outputs={path: read_output(view.resolve(path)) for path in spec.output_paths},
+            error=f"OOMKilled (exit code {exit_code})" if oom and status == -signal.SIGKILL else None,
+            started_at=started_at,
+            finished_at=_now(),
+        )
+
+    async def _terminate(self, child: Child, cgroup: NodeCgroup | None) -> None:
+        """SIGTERM the group, SIGKILL everything after the grace period, and wait for the exit."""
+        child.signal_group(signal.SIGTERM)
+        # A second cancel only cuts the grace period short: the kill below must still happen.
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(child.exited), self.kill_grace_seconds)
+        child.signal_group(signal.SIGKILL)
+        if cgroup is not None:
+            cgroup.kill_all()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(child.exited), _REAP_SECONDS)
+
+    def _not_started(
+        self,
+        spec: ProcessSpec,
+        view: PrivateView | HostView,
+        log_fd: int,
+        exc: ExecNotFound,
+        started_at: datetime,
+    ) -> ProcessResult:
+        self.not_started += 1
+        os.write(log_fd, f"{exc.message}\n".encode())
+        log.debug("node %s not started: %s", spec.node_id, exc.message)
+        return ProcessResult(
+            exit_code=None,
+            result="",
+            log_path=view.dirs.log,
+            outputs={path: read_output(view.resolve(path)) for path in spec.output_paths},
+            error=exc.message,
+            started_at=started_at,
+            finished_at=_now(),
+        )
+
+    def _undo(
+        self, node_id: str, ns: NamespaceThread | None, root: Path | None, cgroup: NodeCgroup | None
+    ) -> None:
+        """Unmount the node's root and remove its cgroup (later, if dying processes still hold it)."""
+        if ns is not None and root is not None:
+            pending = ns.unmount_later(root)
+            if pending is not None:
+                self._unmounting[node_id] = pending
+                # Runs in the namespace thread; a stale entry is harmless (waiting on a done future).
+                pending.add_done_callback(lambda done: self._forget_unmount(node_id, done))
+        if cgroup is not None and not cgroup.remove():
+            self._retired.append(cgroup)
+            with contextlib.suppress(RuntimeError):  # no running loop: cleanup() or close() retries
+                asyncio.get_running_loop().call_later(0.05, self._remove_retired, 20)
+
+    def _forget_unmount(self, node_id: str, done: concurrent.futures.Future[None]) -> None:
+        if self._unmounting.get(node_id) is done:
+            del self._unmounting[node_id]
+
+    def _unmounted(self, node_id: str) -> None:
+        """Wait until the node's root is unmounted (queued already: brief), before touching its dirs."""
+        pending = self._unmounting.get(node_id)
+        if pending is not None:
+            if self._ns is not None and not pending.done():
+                self._ns.hurry()
+            with contextlib.suppress(concurrent.futures.TimeoutError):
+                pending.result(timeout=_REAP_SECONDS)
+
+    def _remove_retired(self, tries: int) -> None:
+        self._retired = [cgroup for cgroup in self._retired if not cgroup.remove()]
+        if self._retired and tries > 1:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().call_later(0.05, self._remove_retired, tries - 1)
+
+    # -- clean-up ------------------------------------------------------------------------------
+
+    def cleanup(self, node_id: str) -> None:
+        """Remove the node's private dirs; its log stays."""
+        if not _NODE_ID.fullmatch(node_id):
+            raise InvalidNodeId(node_id)
+        self._unmounted(node_id)
+        shutil.rmtree(NodeDirs(self.work_dir / node_id).fs, ignore_errors=True)
+        self._remove_retired(1)
+
+    def close(self) -> None:
+        """Stop the namespace thread and remove the executor's cgroups; nodes must have finished."""
+        if self._ns is not None:
+            self._ns.close()
+            self._ns = None
+        self._remove_retired(1)
+        if self._cgroups is not None:
+            self._cgroups.close()
+            self._cgroups = None
+        self._ready = False  # a later run detects again instead of silently running without isolation

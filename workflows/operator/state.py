@@ -1,0 +1,103 @@
+"""The in-memory state of one workflow run: its spec, its nodes, and what changed since the last commit."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from workflows.models import Template, Workflow
+from workflows.status import NodeStatus, node_id
+from workflows.store import WorkflowRecord
+
+__all__ = ["WorkflowRun"]
+
+
+@dataclass
+class WorkflowRun:
+    """A workflow being operated on. ``dirty`` collects nodes to commit with the next transition."""
+
+    record: WorkflowRecord
+    workflow: Workflow
+    nodes: dict[str, NodeStatus]
+    stored_templates: dict[str, Template] = field(default_factory=dict)
+    dirty: dict[str, NodeStatus] = field(default_factory=dict)
+    global_outputs: dict[str, str] = field(default_factory=dict)
+    _ids: dict[str, str] = field(default_factory=dict, repr=False)
+    _children: dict[str, set[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def suspended(self) -> bool:
+        return bool(self.record.status.get("suspended"))
+
+    def node_id(self, name: str) -> str:
+        # Node ids hash the node name; walks ask for the same names again and again.
+        found = self._ids.get(name)
+        if found is None:
+            found = self._ids[name] = node_id(self.name, name)
+        return found
+
+    def node(self, name: str) -> NodeStatus | None:
+        return self.nodes.get(self.node_id(name))
+
+    def put(self, node: NodeStatus) -> NodeStatus:
+        self.nodes[node.id] = node
+        self.dirty[node.id] = node
+        return node
+
+    def has_child(self, parent: NodeStatus, child_id: str) -> bool:
+        known = self._children.get(parent.id)
+        if known is None or len(known) != len(parent.children):
+            known = self._children[parent.id] = set(parent.children)
+        return child_id in known
+
+    def take_dirty(self) -> list[NodeStatus]:
+        changed = list(self.dirty.values())
+        self.dirty.clear()
+        return changed
+
+    def template(self, name: str) -> Template | None:
+        for tmpl in self.workflow.spec.templates or []:
+            if tmpl.name == name:
+                return tmpl
+        return None
+
+    def parameters(self) -> dict[str, str]:
+        args = self.workflow.spec.arguments
+        return {p.name: str(p.value if p.value is not None else p.default or "") for p in (args.parameters or [])} if args else {}
+
+    def global_scope(self, at: datetime) -> dict[str, Any]:
+        rec, meta = self.record, self.workflow.metadata
+        params = self.parameters()
+        scope: dict[str, Any] = {
+            "workflow.name": rec.name,
+            "workflow.namespace": rec.namespace,
+            "workflow.uid": rec.uid,
+            "workflow.mainEntrypoint": self.workflow.spec.entrypoint or "",
+            "workflow.creationTimestamp": rec.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "workflow.creationTimestamp.RFC3339": rec.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "workflow.creationTimestamp.s": str(int(rec.created_at.timestamp())),
+            "workflow.serviceAccountName": self.workflow.spec.service_account_name or "default",
+            "workflow.priority": str(self.workflow.spec.priority or 0),
+            "workflow.duration": f"{(at - (rec.started_at or rec.created_at)).total_seconds():.6f}",
+            "workflow.parameters": json.dumps([{"name": k, "value": v} for k, v in params.items()]),
+            "workflow.parameters.json": json.dumps([{"name": k, "value": v} for k, v in params.items()]),
+            "workflow.labels.json": json.dumps(rec.labels),
+            "workflow.annotations.json": json.dumps(rec.annotations),
+            "workflow.status": rec.phase.value,
+        }
+        for key, value in params.items():
+            scope[f"workflow.parameters.{key}"] = value
+        for key, value in rec.labels.items():
+            scope[f"workflow.labels.{key}"] = value
+        for key, value in rec.annotations.items():
+            scope[f"workflow.annotations.{key}"] = value
+        for key, value in self.global_outputs.items():
+            scope[f"workflow.outputs.parameters.{key}"] = value
+        del meta
+        return scope

@@ -1,0 +1,518 @@
+"""The node-graph operator: walks a workflow's templates from the entrypoint, creating nodes.
+
+Like Argo's ``executeTemplate``, a walk is idempotent: it re-reads the nodes that exist, creates
+the ones whose time has come, and returns the leaf nodes that must be started. The scheduler
+commits the changed nodes, then starts the processes. Walks are pure computation over
+:class:`WorkflowRun`; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from workflows.expressions import (
+    ExpressionError,
+    TaskState,
+    evaluate_when,
+    from_dependencies,
+    parse_depends,
+    substitute,
+    substitute_obj,
+)
+from workflows.models import Arguments, DAGTask, Template, TemplateType, WorkflowStep
+from workflows.operator.items import ExpandError, Item, expand, item_scope
+from workflows.operator.params import (
+    InputError,
+    default_outputs,
+    inputs_scope,
+    node_scope,
+    resolve_inputs,
+    template_output_parameters,
+)
+from workflows.operator.state import WorkflowRun
+from workflows.durations import parse_duration
+from workflows.status import NodeOutputs, NodePhase, NodeStatus, NodeType, OutputParameter, node_id
+
+__all__ = ["FAIL_FAST_MESSAGE", "Launch", "Operator"]
+
+FAIL_FAST_MESSAGE = "template has failed or errored children and failFast enabled"
+DISPLAY_NAME_ANNOTATION = "workflows.argoproj.io/display-name"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A leaf node to start, with its template after substitution."""
+
+    node_id: str
+    template: Template
+
+
+_TYPE_OF = {
+    TemplateType.STEPS: NodeType.STEPS,
+    TemplateType.DAG: NodeType.DAG,
+    TemplateType.SUSPEND: NodeType.SUSPEND,
+}
+
+
+class Operator:
+    """Walks one :class:`WorkflowRun`. Create one per walk; it is cheap."""
+
+    def __init__(self, run: WorkflowRun, clock: Callable[[], datetime], launched: set[str]) -> None:
+        self.run = run
+        self.clock = clock
+        self.launched = launched
+        self.launches: list[Launch] = []
+        # Earliest time (epoch seconds) the workflow needs another walk without any event.
+        self.wake_at: float | None = None
+        # spec.parallelism: leaves beyond the cap stay Pending until a running one finishes.
+        limit = run.workflow.spec.parallelism
+        running = sum(1 for nid in launched if nid in run.nodes and not run.nodes[nid].phase.done)
+        self._slots = None if not limit else max(0, limit - running)
+        self._now = clock()
+        self._global = run.global_scope(self._now)
+        # step name -> (node, fan-out children) seen in this walk, for the steps.<name> scope
+        self._recorded: dict[tuple[str, str], tuple[NodeStatus, list[NodeStatus] | None]] = {}
+
+    # -- entry ------------------------------------------------------------------------------
+
+    def walk(self) -> NodeStatus:
+        """Advance the workflow as far as it can go now; returns the root node."""
+        spec = self.run.workflow.spec
+        entry = self.run.template(spec.entrypoint or "")
+        if entry is None:
+            return self._error(self.run.name, self.run.name, NodeType.POD, None, f"entrypoint template '{spec.entrypoint}' not found")
+        return self._execute(self.run.name, self.run.name, entry, spec.arguments, self._global, None, None)
+
+    # -- nodes ------------------------------------------------------------------------------
+
+    def _new(self, name: str, display: str, kind: NodeType, tmpl_name: str | None, boundary: str | None, **kw: Any) -> NodeStatus:
+        node = NodeStatus(
+            id=self.run.node_id(name),
+            name=name,
+            display_name=display,
+            type=kind,
+            template_name=tmpl_name,
+            boundary_id=boundary,
+            started_at=self._now,
+            **kw,
+        )
+        return self.run.put(node)
+
+    def _finish(self, node: NodeStatus, phase: NodePhase, message: str | None = None) -> NodeStatus:
+        node = node.model_copy(update={"phase": phase, "message": message or node.message, "finished_at": self._now})
+        return self.run.put(node)
+
+    def _error(self, name: str, display: str, kind: NodeType, boundary: str | None, message: str) -> NodeStatus:
+        node = self.run.node(name) or self._new(name, display, kind, None, boundary)
+        return self._finish(node, NodePhase.ERROR, message)
+
+    def _attach(self, parent: NodeStatus, child: NodeStatus) -> NodeStatus:
+        if not self.run.has_child(parent, child.id):
+            parent = self.run.put(parent.model_copy(update={"children": [*parent.children, child.id]}))
+        return parent
+
+    # -- templates --------------------------------------------------------------------------
+
+    def _resolve(self, step: WorkflowStep, context: str | None) -> tuple[Template | str, str | None]:
+        """The called template and the context its own plain references resolve in.
+
+        ``context`` is None inside the workflow's own templates, else ``<scope>/<templateName>``
+        of the (Cluster)WorkflowTemplate the caller came from, as Argo's template scope.
+        """
+        if step.inline is not None:
+            return step.inline, context
+        if step.template_ref is not None:
+            ref = step.template_ref
+            ctx = f"{'cluster' if ref.cluster_scope else self.run.record.namespace}/{ref.name}"
+            found = self.run.stored_templates.get(f"{ctx}/{ref.template}")
+            kind = "ClusterWorkflowTemplate" if ref.cluster_scope else "WorkflowTemplate"
+            return (found or f"template '{ref.template}' of {kind} '{ref.name}' not found"), ctx
+        if context is not None:
+            found = self.run.stored_templates.get(f"{context}/{step.template}")
+        else:
+            found = self.run.template(step.template or "")
+        return (found or f"template '{step.template}' not found"), context
+
+    def _execute(
+        self,
+        name: str,
+        display: str,
+        tmpl: Template,
+        arguments: Arguments | None,
+        caller_scope: dict[str, Any],
+        boundary: str | None,
+        context: str | None,
+    ) -> NodeStatus:
+        node = self.run.node(name)
+        if node is not None and (node.phase.done or node.id in self.launched):
+            return node  # finished, or a leaf whose process is running
+        kind = tmpl.type
+        if node is None:
+            try:
+                values = resolve_inputs(tmpl, arguments, caller_scope, self.run.record.status.get("configMaps"))
+            except (InputError, ExpressionError) as exc:
+                return self._error(name, display, _TYPE_OF.get(kind, NodeType.POD) if kind else NodeType.POD, boundary, str(exc))
+            inputs = {"parameters": [{"name": k, "value": v} for k, v in values.items()]} if values else None
+            node = self._new(name, display, _TYPE_OF.get(kind, NodeType.POD) if kind else NodeType.POD, tmpl.name, boundary, inputs=inputs)
+        values = {p["name"]: p["value"] for p in (node.inputs or {}).get("parameters", [])}
+        scope = {**self._global, **inputs_scope(values)}
+        custom = (tmpl.annotations or {}).get(DISPLAY_NAME_ANNOTATION)
+        if custom and node.display_name == display:
+            # Argo lets a template name its nodes, e.g. "os-{{inputs.parameters.image}}".
+            node = self.run.put(node.model_copy(update={"display_name": substitute(custom, scope, strict=False)}))
+        match kind:
+            case TemplateType.CONTAINER | TemplateType.SCRIPT:
+                return self._leaf(node, tmpl, scope)
+            case TemplateType.STEPS:
+                return self._steps(node, tmpl, scope, context)
+            case TemplateType.DAG:
+                return self._dag(node, tmpl, scope, context)
+            case TemplateType.SUSPEND:
+                return self._suspend(node, tmpl)
+            case None:
+                return self._finish(node, NodePhase.ERROR, f"template '{tmpl.name}' must have exactly one type")
+            case _:
+                return self._finish(node, NodePhase.ERROR, f"{kind.value} templates are not supported yet")
+
+    def _leaf(self, node: NodeStatus, tmpl: Template, scope: dict[str, Any]) -> NodeStatus:
+        if node.id in self.launched or self.run.suspended:
+            return node  # a suspended workflow starts nothing new; running steps finish
+        if self._slots is not None:
+            if self._slots == 0:
+                return node
+            self._slots -= 1
+        leaf_scope = {**scope, "pod.name": node.id, "node.name": node.name, "retries": "0"}
+        body = tmpl.model_dump(by_alias=True, exclude_none=True)
+        try:
+            resolved = Template.model_validate(substitute_obj(body, leaf_scope, strict=False))
+        except (ExpressionError, ValueError) as exc:
+            return self._finish(node, NodePhase.ERROR, f"failed to resolve template: {exc}")
+        self.launched.add(node.id)
+        self.launches.append(Launch(node.id, resolved))
+        return node
+
+    def _suspend(self, node: NodeStatus, tmpl: Template) -> NodeStatus:
+        if node.phase == NodePhase.PENDING:
+            node = self.run.put(node.model_copy(update={"phase": NodePhase.RUNNING}))
+        duration = tmpl.suspend.duration if tmpl.suspend else None
+        if duration is not None and node.started_at is not None:
+            try:
+                seconds = parse_duration(substitute(str(duration), self._global, strict=False))
+            except ValueError as exc:
+                return self._finish(node, NodePhase.ERROR, str(exc))
+            due = node.started_at.timestamp() + seconds
+            if self._now.timestamp() >= due:
+                return self._finish(node, NodePhase.SUCCEEDED)
+            self.wake_at = min(self.wake_at or due, due)
+        return node
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _steps(self, node: NodeStatus, tmpl: Template, scope: dict[str, Any], context: str | None) -> NodeStatus:
+        if node.phase == NodePhase.PENDING:
+            node = self.run.put(node.model_copy(update={"phase": NodePhase.RUNNING}))
+        scope = dict(scope)
+        for index, group in enumerate(tmpl.steps or []):
+            group_node = self._step_group(node, f"{node.name}[{index}]", group, scope, context)
+            node = self.run.nodes[node.id]
+            if not group_node.phase.done:
+                return node
+            if group_node.phase in (NodePhase.FAILED, NodePhase.ERROR):
+                return self._finish(node, group_node.phase, group_node.message)
+        return self._complete_with_outputs(node, tmpl, scope)
+
+    def _step_group(
+        self, parent: NodeStatus, name: str, group: list[WorkflowStep], scope: dict[str, Any], context: str | None
+    ) -> NodeStatus:
+        node = self.run.node(name)
+        if node is None:
+            node = self._new(name, name[len(parent.name):], NodeType.STEP_GROUP, None, parent.id, phase=NodePhase.RUNNING)
+            self._attach(parent, node)
+        # Walk every step even when the group is done: their nodes exist, and walking them
+        # rebuilds the steps.<name> scope that later groups and outputs read.
+        results: list[tuple[WorkflowStep, NodeStatus]] = []
+        for step in group:
+            head, kids = self._run_step(node, step, scope, parent.id, context)
+            for child in kids if kids is not None else [head]:
+                results.append((step, child))
+                node = self._attach(self.run.nodes[node.id], child)
+        if not all(child.phase.done for _, child in results):
+            return self.run.nodes[node.id]
+        for step in group:
+            head, kids = self._recorded[(node.name, step.name)]
+            scope.update(node_scope(f"steps.{step.name}", head, kids))
+        if node.phase.done:
+            return node
+        for step, child in results:
+            if child.phase in (NodePhase.FAILED, NodePhase.ERROR) and not _continues(step, child.phase):
+                return self._finish(self.run.nodes[node.id], child.phase, child.message or f"child '{child.id}' failed")
+        return self._finish(self.run.nodes[node.id], NodePhase.SUCCEEDED)
+
+    def _run_step(
+        self, group: NodeStatus, step: WorkflowStep, scope: dict[str, Any], boundary: str, context: str | None
+    ) -> tuple[NodeStatus, list[NodeStatus] | None]:
+        base = f"{group.name}.{step.name}"
+        try:
+            items = expand(step, scope)
+        except (ExpandError, ExpressionError) as exc:
+            err = self._error(base, step.name, NodeType.POD, boundary, str(exc))
+            self._recorded[(group.name, step.name)] = (err, None)
+            return err, None
+        if items is None:
+            child = self._call(base, step.name, step, scope, None, boundary, context)
+            self._recorded[(group.name, step.name)] = (child, None)
+            return child, None
+        kids = [self._call(f"{base}{it.label}", f"{step.name}{it.label}", step, scope, it, boundary, context) for it in items]
+        head = NodeStatus(id=base, name=base, display_name=step.name, type=NodeType.STEPS, phase=_aggregate_phase(kids))
+        self._recorded[(group.name, step.name)] = (head, kids)
+        return head, kids
+
+    def _call(
+        self, name: str, display: str, step: WorkflowStep, scope: dict[str, Any], item: Item | None, boundary: str, context: str | None
+    ) -> NodeStatus:
+        existing = self.run.node(name)
+        if existing is not None and existing.phase.done:
+            return existing
+        call_scope = {**scope, **item_scope(item)} if item is not None else scope
+        if existing is None and step.when is not None:
+            try:
+                decided = evaluate_when(substitute(step.when, call_scope, strict=True))
+            except ExpressionError as exc:
+                return self._error(name, display, NodeType.SKIPPED, boundary, f"invalid when expression {step.when!r}: {exc}")
+            if not decided:
+                node = self._new(name, display, NodeType.SKIPPED, step.template, boundary)
+                tmpl, _ = self._resolve(step, context)
+                if not isinstance(tmpl, str):
+                    node = node.model_copy(update={"outputs": default_outputs(tmpl)})
+                return self._finish(node, NodePhase.SKIPPED, f"when '{substitute(step.when, call_scope, strict=False)}' evaluated false")
+        tmpl, inner = self._resolve(step, context)
+        if isinstance(tmpl, str):
+            return self._error(name, display, NodeType.POD, boundary, tmpl)
+        return self._execute(name, display, tmpl, step.arguments, call_scope, boundary, inner)
+
+    # -- dag --------------------------------------------------------------------------------
+
+    def _dag(self, node: NodeStatus, tmpl: Template, scope: dict[str, Any], context: str | None) -> NodeStatus:
+        """Argo's executeDAG: visit each target task, which first visits its dependencies."""
+        dag = tmpl.dag
+        assert dag is not None
+        if node.phase == NodePhase.PENDING:
+            node = self.run.put(node.model_copy(update={"phase": NodePhase.RUNNING}))
+        dctx = _DagWalk(self, node, {t.name: t for t in dag.tasks}, dict(scope), context)
+        targets = _targets(dag.target, dctx.tasks, scope)
+        for name in targets:
+            dctx.visit(name)
+        node = self.run.nodes[node.id]
+        phase = dctx.assess(targets, fail_fast=dag.fail_fast is not False)
+        if phase == NodePhase.RUNNING:
+            return node
+        if phase in (NodePhase.FAILED, NodePhase.ERROR):
+            return self._finish(node, phase)
+        return self._complete_with_outputs(node, tmpl, dctx.scope)
+
+    # -- completion -------------------------------------------------------------------------
+
+    def _complete_with_outputs(self, node: NodeStatus, tmpl: Template, scope: dict[str, Any]) -> NodeStatus:
+        try:
+            params = template_output_parameters(tmpl, scope)
+        except (InputError, ExpressionError) as exc:
+            return self._finish(node, NodePhase.ERROR, str(exc))
+        outputs = None
+        if params:
+            outputs = NodeOutputs(parameters=[OutputParameter(name=n, value=v) for n, v, _ in params])
+            for name, value, global_name in params:
+                if global_name:
+                    self.run.global_outputs[global_name] = value
+        done = node.model_copy(update={"phase": NodePhase.SUCCEEDED, "finished_at": self._now, "outputs": outputs or node.outputs})
+        return self.run.put(done)
+
+
+class _DagWalk:
+    """One walk over one DAG invocation (Argo's dagContext)."""
+
+    def __init__(self, op: Operator, node: NodeStatus, tasks: dict[str, DAGTask], scope: dict[str, Any], context: str | None) -> None:
+        self.op, self.node, self.tasks, self.scope, self.context = op, node, tasks, scope, context
+        self.visited: set[str] = set()
+
+    def task_node(self, name: str) -> NodeStatus | None:
+        return self.op.run.node(f"{self.node.name}.{name}")
+
+    def deps(self, name: str) -> set[str]:
+        return _deps(self.tasks[name])
+
+    def _kids(self, node: NodeStatus) -> list[NodeStatus] | None:
+        if node.type != NodeType.TASK_GROUP:
+            return None
+        return [self.op.run.nodes[c] for c in node.children if c in self.op.run.nodes]
+
+    def state(self, name: str) -> TaskState | None:
+        node = self.task_node(name)
+        if node is None or not node.phase.done:
+            return None
+        task = self.tasks[name]
+        kids = self._kids(node)
+        return TaskState(
+            phase=node.phase.value,  # type: ignore[arg-type]
+            children=tuple(k.phase.value for k in kids) if kids is not None else None,  # type: ignore[misc]
+            continue_on_failed=bool(task.continue_on and task.continue_on.failed),
+            continue_on_error=bool(task.continue_on and task.continue_on.error),
+        )
+
+    def visit(self, name: str) -> None:
+        if name in self.visited or name not in self.tasks:
+            return
+        self.visited.add(name)
+        for dep in sorted(self.deps(name)):
+            self.visit(dep)
+        for dep in self.deps(name):
+            self._add_scope(dep)
+        node = self.task_node(name)
+        if node is not None and node.phase.done:
+            return
+        task = self.tasks[name]
+        if node is None:
+            clause = parse_depends(task.depends) if task.depends else from_dependencies(task.dependencies or [])
+            states = {d: st for d in clause.tasks() if (st := self.state(d)) is not None}
+            if not clause.is_decidable(states):
+                return
+            if not clause.evaluate(states):
+                omitted = self.op._new(f"{self.node.name}.{name}", name, NodeType.SKIPPED, task.template, self.node.id)
+                tmpl, _ = self.op._resolve(task, self.context)
+                if not isinstance(tmpl, str):
+                    omitted = omitted.model_copy(update={"outputs": default_outputs(tmpl)})
+                omitted = self.op._finish(omitted, NodePhase.OMITTED, "omitted: depends condition not met")
+                self.op._attach(self.op.run.nodes[self.node.id], omitted)
+                return
+        self._run(task)
+
+    def _add_scope(self, name: str) -> None:
+        node = self.task_node(name)
+        if node is not None and node.phase.done:
+            self.scope.update(node_scope(f"tasks.{name}", node, self._kids(node)))
+
+    def _run(self, task: DAGTask) -> None:
+        op, dag = self.op, self.node
+        name = f"{dag.name}.{task.name}"
+        try:
+            items = expand(task, self.scope)
+        except (ExpandError, ExpressionError) as exc:
+            err = op._error(name, task.name, NodeType.SKIPPED, dag.id, str(exc))
+            op._attach(op.run.nodes[dag.id], err)
+            return
+        if items is None:
+            child = op._call(name, task.name, task, self.scope, None, dag.id, self.context)
+            op._attach(op.run.nodes[dag.id], child)
+            return
+        group = op.run.node(name) or op._new(name, task.name, NodeType.TASK_GROUP, task.template, dag.id, phase=NodePhase.RUNNING)
+        op._attach(op.run.nodes[dag.id], group)
+        kids = []
+        for it in items:
+            child = op._call(f"{name}{it.label}", f"{task.name}{it.label}", task, self.scope, it, dag.id, self.context)
+            op._attach(op.run.nodes[group.id], child)
+            kids.append(child)
+        if all(k.phase.done for k in kids):
+            failed = next((k for k in kids if k.phase in (NodePhase.FAILED, NodePhase.ERROR)), None)
+            op._finish(op.run.nodes[group.id], failed.phase if failed else NodePhase.SUCCEEDED, failed.message if failed else None)
+
+    def branch_phase(self, name: str, memo: dict[str, NodePhase | None]) -> NodePhase | None:
+        """A target's phase; an Omitted task inherits its dependencies' (Failed/Error preferred)."""
+        if name in memo:
+            return memo[name]
+        node = self.task_node(name)
+        phase: NodePhase | None
+        if node is None or not node.phase.done:
+            phase = None
+        elif node.phase != NodePhase.OMITTED:
+            phase = node.phase
+        else:
+            parents = [self.branch_phase(d, memo) for d in sorted(self.deps(name)) if d in self.tasks]
+            phase = next((p for p in parents if p in (NodePhase.FAILED, NodePhase.ERROR)), NodePhase.SUCCEEDED)
+        memo[name] = phase
+        return phase
+
+    def assess(self, targets: list[str], *, fail_fast: bool) -> NodePhase:
+        """Argo's assessDAGPhase: Running while any started task runs; then the targets' branch phases."""
+        dag = self.op.run.nodes[self.node.id]
+        for child_id in dag.children:
+            child = self.op.run.nodes.get(child_id)
+            if child is not None and not child.phase.done:
+                return NodePhase.RUNNING
+        memo: dict[str, NodePhase | None] = {}
+        result = NodePhase.SUCCEEDED
+        for name in targets:
+            phase = self.branch_phase(name, memo)
+            if phase is None:
+                result = NodePhase.RUNNING
+                if not fail_fast:
+                    break
+            elif phase in (NodePhase.FAILED, NodePhase.ERROR):
+                if _continues(self.tasks[name], phase):
+                    continue
+                result = phase
+                if fail_fast:
+                    break
+        if result == NodePhase.SUCCEEDED:
+            for name in self.tasks:
+                self._add_scope(name)
+        return result
+
+
+def _continues(step: WorkflowStep, phase: NodePhase) -> bool:
+    cont = step.continue_on
+    if cont is None:
+        return False
+    return bool(cont.failed) if phase == NodePhase.FAILED else bool(cont.error) if phase == NodePhase.ERROR else False
+
+
+def _aggregate_phase(children: list[NodeStatus]) -> NodePhase:
+    if not all(c.phase.done for c in children):
+        return NodePhase.RUNNING
+    for phase in (NodePhase.ERROR, NodePhase.FAILED):
+        if any(c.phase == phase for c in children):
+            return phase
+    if children and all(c.phase == NodePhase.SKIPPED for c in children):
+        return NodePhase.SKIPPED
+    return NodePhase.SUCCEEDED
+
+
+def _deps(task: DAGTask) -> set[str]:
+    if task.depends:
+        return parse_depends(task.depends).task_names()
+    return set(task.dependencies or [])
+
+
+def _targets(target: str | None, tasks: dict[str, DAGTask], scope: dict[str, Any]) -> list[str]:
+    """``dag.target`` (space or comma separated), else every task nothing depends on, sorted."""
+    if target:
+        return [n for n in substitute(target, scope, strict=False).replace(",", " ").split() if n in tasks]
+    depended = {d for t in tasks.values() for d in _deps(t)}
+    return sorted(n for n in tasks if n not in depended)
+
+
+def leaf_outputs(tmpl: Template, exit_code: int | None, result: str | None, files: dict[str, str | None]) -> tuple[NodeOutputs, str | None]:
+    """Outputs of a finished container/script node; the second value is an error message if any."""
+    params: list[OutputParameter] = []
+    error = None
+    for param in (tmpl.outputs.parameters or []) if tmpl.outputs else []:
+        vf = param.value_from
+        value: str | None = None
+        if vf is not None and vf.path is not None:
+            value = files.get(vf.path)
+            if value is None and vf.default is not None:
+                value = str(vf.default)
+            if value is None and error is None:
+                error = f"open {vf.path}: no such file or directory"
+        elif param.value is not None:
+            value = str(param.value)
+        elif vf is not None and vf.default is not None:
+            value = str(vf.default)
+        params.append(OutputParameter(name=param.name, value=value))
+    return NodeOutputs(parameters=params, result=result, exit_code=None if exit_code is None else str(exit_code)), error
+
+
+def dumps_compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

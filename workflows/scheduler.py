@@ -1,0 +1,436 @@
+"""The built-in scheduler: one loop that walks workflows, commits transitions, then acts.
+
+The loop, top to bottom:
+
+1. take a workflow that needs attention (submitted, a node finished, resumed...);
+2. walk it with the :class:`~workflows.operator.walker.Operator` (pure computation);
+3. commit the changed nodes, the workflow's phase and any lifecycle events in ONE transaction;
+4. only then start the leaf processes the walk asked for, and publish the committed events.
+
+A crash between 3 and 4 is recovered at start: committed-but-unstarted nodes are started,
+committed-but-unpublished events are published (same ids, so consumers deduplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from eventbus import JetStreamBus, Subjects
+from workflows.executor import LocalExecutor, ProcessResult, ProcessSpec
+from workflows.lifecycle import OutboxPublisher, lifecycle_event, progress
+from workflows.models import Template, Workflow
+from workflows.operator.state import WorkflowRun
+from workflows.quantities import parse_cpu, parse_memory
+from workflows.operator.walker import Launch, Operator, leaf_outputs
+from workflows.status import NodePhase, NodeStatus, WorkflowPhase, now
+from workflows.store import WorkflowRecord, WorkflowStore
+from workflows.submit import SubmitOptions, prepare
+
+__all__ = ["Scheduler", "WorkflowNotActive", "WorkflowNotFound"]
+
+log = logging.getLogger("workflows.scheduler")
+
+
+class WorkflowNotFound(LookupError):
+    """No workflow with this namespace/name."""
+
+    def __init__(self, namespace: str, name: str) -> None:
+        self.namespace, self.name = namespace, name
+        super().__init__(f'workflows.argoproj.io "{name}" not found in namespace {namespace!r}')
+
+
+class WorkflowNotActive(ValueError):
+    """The operation needs a running workflow (or, for retry, a failed one)."""
+
+    def __init__(self, namespace: str, name: str, phase: str, *, verb: str = "changed") -> None:
+        self.namespace, self.name, self.phase = namespace, name, phase
+        super().__init__(f"workflow {namespace}/{name} is {phase} and cannot be {verb}")
+
+
+class Executor(Protocol):
+    async def run(self, spec: ProcessSpec, on_start: Callable[[int], None] | None = None) -> ProcessResult: ...
+
+
+def process_spec(node_id: str, tmpl: Template) -> ProcessSpec:
+    main = tmpl.main_container
+    assert main is not None
+    env = {e.name: str(e.value or "") for e in (main.env or []) if e.value is not None}
+    paths = tuple(
+        p.value_from.path for p in ((tmpl.outputs.parameters or []) if tmpl.outputs else []) if p.value_from and p.value_from.path
+    )
+    limits = (main.resources or {}).get("limits") or {}
+    memory = parse_memory(limits["memory"]) if "memory" in limits else None
+    cpu = parse_cpu(limits["cpu"]) if "cpu" in limits else None
+    return ProcessSpec(
+        memory_limit_bytes=memory,
+        cpu_limit=cpu,
+        node_id=node_id,
+        image=main.image or "",
+        command=list(main.command) if main.command else None,
+        args=[str(a) for a in main.args] if main.args else None,
+        env=env,
+        working_dir=main.working_dir,
+        script_source=tmpl.script.source if tmpl.script is not None else None,
+        output_paths=paths,
+    )
+
+
+class Scheduler:
+    """Runs workflows to completion; every transition is committed before it is acted on."""
+
+    def __init__(
+        self,
+        store: WorkflowStore,
+        executor: Executor,
+        *,
+        bus: JetStreamBus | None = None,
+        subjects: Subjects | None = None,
+        clock: Callable[[], datetime] = now,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.subjects = subjects or (bus.subjects if bus else Subjects())
+        self.outbox = OutboxPublisher(store, bus)
+        self.clock = clock
+        self.runs: dict[str, WorkflowRun] = {}
+        self._launched: dict[str, set[str]] = {}
+        self._leaf_tasks: dict[str, asyncio.Task[None]] = {}
+        self._wanted: dict[str, None] = {}  # ordered set of uids to walk
+        self._wake = asyncio.Event()
+        self._publish_wake = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._publish_task: asyncio.Task[None] | None = None
+        self.walks = 0
+        self._done: dict[str, asyncio.Event] = {}
+
+    def __repr__(self) -> str:
+        return f"<Scheduler runs={len(self.runs)} leaves={len(self._leaf_tasks)} walks={self.walks}>"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for record in await self.store.unfinished_workflows():
+            await self._load(record, recovering=True)
+        self._loop_task = asyncio.create_task(self._loop(), name="scheduler")
+        self._publish_task = asyncio.create_task(self._publish_loop(), name="lifecycle-publisher")
+        self._publish_wake.set()
+
+    async def stop(self) -> None:
+        for task in (self._loop_task, self._publish_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for task in list(self._leaf_tasks.values()):
+            task.cancel()
+        if self._leaf_tasks:
+            await asyncio.wait(list(self._leaf_tasks.values()), timeout=15)
+        with contextlib.suppress(Exception):
+            await self.outbox.flush()
+
+    def _forget(self, uid: str) -> None:
+        self.runs.pop(uid, None)
+        self._launched.pop(uid, None)
+        done = self._done.pop(uid, None)
+        if done is not None:
+            done.set()
+
+    def _want(self, uid: str) -> None:
+        self._wanted[uid] = None
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._wanted:
+                uid = next(iter(self._wanted))
+                del self._wanted[uid]
+                run = self.runs.get(uid)
+                if run is None:
+                    continue
+                try:
+                    await self._walk(run)
+                except Exception:  # noqa: BLE001 - one broken workflow must not stop the others
+                    log.exception("walking workflow %s/%s failed", run.record.namespace, run.name)
+                    await self._fail(run, WorkflowPhase.ERROR, "internal error while operating the workflow; see the server log")
+
+    async def _publish_loop(self) -> None:
+        while True:
+            await self._publish_wake.wait()
+            self._publish_wake.clear()
+            try:
+                await self.outbox.flush()
+            except Exception as exc:  # noqa: BLE001 - retried on the next wake-up
+                log.warning("publishing lifecycle events failed (%s); will retry", exc)
+                await asyncio.sleep(1)
+                self._publish_wake.set()
+
+    # -- loading ----------------------------------------------------------------------------
+
+    async def _load(self, record: WorkflowRecord, *, recovering: bool) -> WorkflowRun:
+        workflow = Workflow.model_validate(record.manifest)
+        stored = {k: Template.model_validate(v) for k, v in (record.status.get("storedTemplates") or {}).items()}
+        nodes = await self.store.load_nodes(record.uid) if recovering else {}
+        run = WorkflowRun(record=record, workflow=workflow, nodes=nodes, stored_templates=stored)
+        for param in (record.status.get("outputs") or {}).get("parameters", []):
+            run.global_outputs[param["name"]] = param.get("value")
+        self.runs[record.uid] = run
+        self._launched[record.uid] = set()
+        if recovering:
+            self._recover_leaves(run)
+        self._want(record.uid)
+        return run
+
+    def _recover_leaves(self, run: WorkflowRun) -> None:
+        lost = [n for n in run.nodes.values() if n.type.value == "Pod" and not n.phase.done]
+        for node in lost:
+            # The process died with the previous server; it cannot be trusted to have finished.
+            run.put(
+                node.model_copy(
+                    update={"phase": NodePhase.ERROR, "message": "executor lost: the server restarted while this step ran", "finished_at": self.clock()}
+                )
+            )
+
+    # -- public operations ------------------------------------------------------------------
+
+    async def submit(self, workflow: Workflow, options: SubmitOptions | None = None, *, file: str = "workflow") -> WorkflowRecord:
+        record, _ = await prepare(workflow, self.store, options, file=file)
+        await self.store.create_workflow(record)
+        await self._load(record, recovering=False)
+        log.info("submitted workflow %s/%s", record.namespace, record.name)
+        return record
+
+    async def get(self, namespace: str, name: str) -> tuple[WorkflowRecord, dict[str, NodeStatus]]:
+        record = await self.store.get_workflow(namespace, name)
+        if record is None:
+            raise WorkflowNotFound(namespace, name)
+        run = self.runs.get(record.uid)
+        nodes = dict(run.nodes) if run is not None else await self.store.load_nodes(record.uid)
+        return record, nodes
+
+    async def delete(self, namespace: str, name: str) -> None:
+        record = await self.store.get_workflow(namespace, name)
+        if record is None:
+            raise WorkflowNotFound(namespace, name)
+        await self._kill_leaves(record.uid)
+        self.runs.pop(record.uid, None)
+        await self.store.delete_workflow(record.uid)
+
+    async def terminate(self, namespace: str, name: str, strategy: str = "Terminate") -> WorkflowRecord:
+        record = await self.store.get_workflow(namespace, name)
+        if record is None:
+            raise WorkflowNotFound(namespace, name)
+        run = self.runs.get(record.uid)
+        if run is None or record.phase.done:
+            return record
+        await self._kill_leaves(record.uid)
+        stamp = self.clock()
+        for node in list(run.nodes.values()):
+            if not node.phase.done:
+                run.put(node.model_copy(update={"phase": NodePhase.FAILED, "message": f"Stopped with strategy '{strategy}'", "finished_at": stamp}))
+        await self._fail(run, WorkflowPhase.FAILED, f"Stopped with strategy '{strategy}'")
+        return run.record
+
+    async def _active(self, namespace: str, name: str) -> WorkflowRun:
+        record = await self.store.get_workflow(namespace, name)
+        if record is None:
+            raise WorkflowNotFound(namespace, name)
+        run = self.runs.get(record.uid)
+        if run is None:
+            raise WorkflowNotActive(namespace, name, record.phase.value)
+        return run
+
+    async def suspend(self, namespace: str, name: str) -> WorkflowRecord:
+        """No new steps start until resumed; running steps finish."""
+        run = await self._active(namespace, name)
+        run.record.status["suspended"] = True
+        await self.store.commit(run.record.uid, workflow={"status": run.record.status})
+        return run.record
+
+    async def resume(self, namespace: str, name: str, *, node_filter: Callable[[NodeStatus], bool] | None = None) -> WorkflowRecord:
+        """Clear a workflow suspension and complete its active suspend nodes (all, or those matching)."""
+        run = await self._active(namespace, name)
+        run.record.status.pop("suspended", None)
+        stamp = self.clock()
+        for node in list(run.nodes.values()):
+            if node.type.value == "Suspend" and node.phase == NodePhase.RUNNING and (node_filter is None or node_filter(node)):
+                run.put(node.model_copy(update={"phase": NodePhase.SUCCEEDED, "finished_at": stamp}))
+        await self.store.commit(run.record.uid, workflow={"status": run.record.status}, node_updates=run.take_dirty())
+        self._want(run.record.uid)
+        return run.record
+
+    async def retry(self, namespace: str, name: str) -> WorkflowRecord:
+        """Re-run the failed and errored nodes of a finished workflow; succeeded ones are kept."""
+        record = await self.store.get_workflow(namespace, name)
+        if record is None:
+            raise WorkflowNotFound(namespace, name)
+        if record.phase not in (WorkflowPhase.FAILED, WorkflowPhase.ERROR):
+            raise WorkflowNotActive(namespace, name, record.phase.value, verb="retried")
+        nodes = await self.store.load_nodes(record.uid)
+        bad = {nid for nid, n in nodes.items() if n.phase in (NodePhase.FAILED, NodePhase.ERROR)}
+        # Failed leaves are removed so they run again; their ancestors go back to Running.
+        removed = {nid for nid in bad if nodes[nid].type.value in ("Pod", "Skipped", "Suspend")}
+        kept: dict[str, NodeStatus] = {}
+        for nid, node in nodes.items():
+            if nid in removed:
+                continue
+            if nid in bad:
+                node = node.model_copy(update={"phase": NodePhase.RUNNING, "message": None, "finished_at": None})
+            node = node.model_copy(update={"children": [c for c in node.children if c not in removed]})
+            kept[nid] = node
+        record.phase, record.message, record.finished_at = WorkflowPhase.RUNNING, None, None
+        events = [lifecycle_event(self.subjects, record, WorkflowPhase.RUNNING, kept)]
+        await self.store.commit(
+            record.uid,
+            workflow={"phase": record.phase, "message": None, "finished_at": None},
+            node_updates=kept.values(),
+            events=events,
+            replace_nodes=True,
+        )
+        self._publish_wake.set()
+        await self._load(record, recovering=True)
+        return record
+
+    async def resubmit(self, namespace: str, name: str) -> WorkflowRecord:
+        """Submit a new workflow with the same spec (generateName ``<name>-``)."""
+        record = await self.store.get_workflow(namespace, name)
+        if record is None:
+            raise WorkflowNotFound(namespace, name)
+        manifest = dict(record.manifest)
+        meta = {k: v for k, v in manifest.get("metadata", {}).items() if k in ("labels", "annotations")}
+        meta["generateName"] = f"{name}-"
+        meta["labels"] = {**meta.get("labels", {}), "workflows.argoproj.io/resubmitted-from-workflow": name}
+        workflow = Workflow.model_validate({**manifest, "metadata": meta})
+        return await self.submit(workflow, SubmitOptions(namespace=namespace))
+
+    async def wait_done(self, namespace: str, name: str, timeout: float) -> WorkflowRecord:
+        """The workflow once it finished (or as it is when ``timeout`` runs out)."""
+        record = await self.store.get_workflow(namespace, name)
+        if record is None:
+            raise WorkflowNotFound(namespace, name)
+        if record.uid in self.runs:
+            event = self._done.setdefault(record.uid, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
+        record, _ = await self.get(namespace, name)
+        return record
+
+    # -- walking ----------------------------------------------------------------------------
+
+    async def _walk(self, run: WorkflowRun) -> None:
+        self.walks += 1
+        operator = Operator(run, self.clock, self._launched[run.record.uid])
+        root = operator.walk()
+        record = run.record
+        changes: dict[str, Any] = {}
+        events = []
+        stamp = self.clock()
+        if record.phase == WorkflowPhase.PENDING:
+            record.phase, record.started_at = WorkflowPhase.RUNNING, stamp
+            changes.update(phase=record.phase, started_at=stamp)
+            events.append(lifecycle_event(self.subjects, record, WorkflowPhase.RUNNING, run.nodes))
+        for launch in operator.launches:
+            node = run.nodes[launch.node_id]
+            run.put(node.model_copy(update={"phase": NodePhase.RUNNING if node.phase == NodePhase.PENDING else node.phase}))
+        if run.global_outputs and record.status.get("outputs", {}).get("parameters") != [
+            {"name": k, "value": v} for k, v in run.global_outputs.items()
+        ]:
+            record.status["outputs"] = {"parameters": [{"name": k, "value": v} for k, v in run.global_outputs.items()]}
+            changes["status"] = record.status
+        if root.phase.done and not record.phase.done:
+            phase = {NodePhase.SUCCEEDED: WorkflowPhase.SUCCEEDED, NodePhase.ERROR: WorkflowPhase.ERROR}.get(root.phase, WorkflowPhase.FAILED)
+            if root.phase in (NodePhase.SKIPPED, NodePhase.OMITTED):
+                phase = WorkflowPhase.SUCCEEDED
+            record.phase, record.finished_at = phase, stamp
+            record.message = root.message if phase != WorkflowPhase.SUCCEEDED else None
+            record.status["progress"] = progress(run.nodes)
+            changes.update(phase=phase, finished_at=stamp, message=record.message, status=record.status)
+            events.append(lifecycle_event(self.subjects, record, phase, run.nodes))
+        await self.store.commit(record.uid, workflow=changes or None, node_updates=run.take_dirty(), events=events)
+        if events:
+            self._publish_wake.set()
+        if record.phase.done:
+            self._forget(record.uid)
+            log.info("workflow %s/%s %s", record.namespace, record.name, record.phase.value)
+            return
+        for launch in operator.launches:
+            self._start_leaf(run, launch)
+        if operator.wake_at is not None:
+            delay = max(0.0, operator.wake_at - time.time())
+            asyncio.get_running_loop().call_later(delay + 0.01, self._want, record.uid)
+
+    def _start_leaf(self, run: WorkflowRun, launch: Launch) -> None:
+        task = asyncio.create_task(self._run_leaf(run, launch), name=f"leaf-{launch.node_id}")
+        self._leaf_tasks[launch.node_id] = task
+        task.add_done_callback(lambda _: self._leaf_tasks.pop(launch.node_id, None))
+
+    async def _run_leaf(self, run: WorkflowRun, launch: Launch) -> None:
+        spec = process_spec(launch.node_id, launch.template)
+        try:
+            result = await self.executor.run(spec)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an executor failure is the node's error, not ours
+            log.exception("executor failed on node %s", launch.node_id)
+            self._settle(run, launch, None, f"executor error: {exc}")
+            return
+        self._settle(run, launch, result, None)
+
+    def _settle(self, run: WorkflowRun, launch: Launch, result: ProcessResult | None, error: str | None) -> None:
+        node = run.nodes.get(launch.node_id)
+        if node is None or node.phase.done or run.record.uid not in self.runs:
+            return
+        update: dict[str, Any] = {"finished_at": self.clock()}
+        if result is None:
+            update.update(phase=NodePhase.ERROR, message=error)
+        else:
+            outputs, missing = leaf_outputs(launch.template, result.exit_code, result.result, result.outputs)
+            update.update(outputs=outputs, log_path=str(result.log_path))
+            if result.error:
+                update.update(phase=NodePhase.FAILED, message=result.error)
+            elif result.exit_code != 0:
+                update.update(phase=NodePhase.FAILED, message=f"Error (exit code {result.exit_code})")
+            elif missing:
+                update.update(phase=NodePhase.ERROR, message=missing)
+            else:
+                update.update(phase=NodePhase.SUCCEEDED)
+            for param in (launch.template.outputs.parameters or []) if launch.template.outputs else []:
+                if param.global_name:
+                    value = outputs.parameter(param.name)
+                    if value is not None:
+                        run.global_outputs[param.global_name] = value
+        run.put(node.model_copy(update=update))
+        self._want(run.record.uid)
+
+    async def _kill_leaves(self, uid: str) -> None:
+        run = self.runs.get(uid)
+        if run is None:
+            return
+        tasks = [t for nid, t in self._leaf_tasks.items() if nid in run.nodes]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=15)
+
+    async def _fail(self, run: WorkflowRun, phase: WorkflowPhase, message: str) -> None:
+        record = run.record
+        stamp = self.clock()
+        record.phase, record.message, record.finished_at = phase, message, stamp
+        events = [lifecycle_event(self.subjects, record, phase, run.nodes)]
+        await self.store.commit(
+            record.uid, workflow={"phase": phase, "message": message, "finished_at": stamp}, node_updates=run.take_dirty(), events=events
+        )
+        self._publish_wake.set()
+        self._forget(record.uid)
+
+
+def data_dir_for(base: Path) -> Path:
+    return base / "nodes"
