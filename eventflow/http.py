@@ -16,6 +16,9 @@ from eventbus import BusError, JetStreamBus
 from eventflow.api.errors import ApiError, error_response
 from eventflow.api.workflows import routes as workflow_routes
 from eventflow.database import ping
+from workflows.errors import LintError
+from workflows.scheduler import WorkflowNotActive, WorkflowNotFound
+from workflows.store import AlreadyExists
 
 __all__ = ["AppState", "build_app"]
 
@@ -87,13 +90,29 @@ async def api_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.message)
 
 
+def _status_of(status: int) -> Any:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(status, str(exc))
+
+    return handler
+
+
+# Domain errors mean the same HTTP answer wherever they are raised.
+DOMAIN_ERRORS: dict[Any, Any] = {
+    WorkflowNotFound: _status_of(404),
+    WorkflowNotActive: _status_of(409),
+    AlreadyExists: _status_of(409),
+    LintError: _status_of(400),
+}
+
+
 def build_app(state: AppState) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
     if "scheduler" in state.extra:
         routes += workflow_routes()
     app = Starlette(
         routes=routes,
-        exception_handlers={ApiError: api_error, 404: not_found, 405: method_not_allowed, 500: server_error},
+        exception_handlers={ApiError: api_error, **DOMAIN_ERRORS, 404: not_found, 405: method_not_allowed, 500: server_error},
     )
     app.state.eventflow = state
     return app

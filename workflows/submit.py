@@ -9,6 +9,7 @@ rejected with the YAML path; nothing half-valid is stored.
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 from typing import Any
@@ -66,7 +67,8 @@ def expression_check(text: str, kind: str) -> str | None:
         if kind == "depends":
             parse_depends(text)
         elif kind == "expression":
-            compile_expr(text)
+            # {{...}} tags are substituted before evaluation; check the expression around them.
+            compile_expr(re.sub(r"\{\{.*?\}\}", "nil", text))
     except ExpressionError as exc:
         return str(exc)
     return None

@@ -16,7 +16,7 @@ from eventflow.api.shapes import resource_json, workflow_json
 from workflows.errors import LintError
 from workflows.lint import lint
 from workflows.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
-from workflows.scheduler import Scheduler, WorkflowNotActive, WorkflowNotFound
+from workflows.scheduler import Scheduler
 from workflows.store import AlreadyExists, ResourceRecord
 from workflows.submit import SubmitOptions, expression_check
 
@@ -114,30 +114,21 @@ def _field_selector(text: str) -> dict[str, list[str]]:
 
 async def get_workflow(request: Request) -> JSONResponse:
     p = request.path_params
-    try:
-        record, nodes = await _scheduler(request).get(p["namespace"], p["name"])
-    except WorkflowNotFound as exc:
-        raise ApiError(404, str(exc)) from None
+    record, nodes = await _scheduler(request).get(p["namespace"], p["name"])
     return JSONResponse(workflow_json(record, nodes))
 
 
 async def delete_workflow(request: Request) -> JSONResponse:
     p = request.path_params
-    try:
-        await _scheduler(request).delete(p["namespace"], p["name"])
-    except WorkflowNotFound as exc:
-        raise ApiError(404, str(exc)) from None
+    await _scheduler(request).delete(p["namespace"], p["name"])
     return JSONResponse({})
 
 
 async def terminate_workflow(request: Request) -> JSONResponse:
     p = request.path_params
     strategy = "Stop" if request.url.path.endswith("/stop") else "Terminate"
-    try:
-        record = await _scheduler(request).terminate(p["namespace"], p["name"], strategy)
-        _, nodes = await _scheduler(request).get(p["namespace"], p["name"])
-    except WorkflowNotFound as exc:
-        raise ApiError(404, str(exc)) from None
+    record = await _scheduler(request).terminate(p["namespace"], p["name"], strategy)
+    _, nodes = await _scheduler(request).get(p["namespace"], p["name"])
     return JSONResponse(workflow_json(record, nodes))
 
 
@@ -147,24 +138,19 @@ async def act_on_workflow(request: Request) -> JSONResponse:
     verb = request.url.path.rsplit("/", 1)[1]
     scheduler = _scheduler(request)
     body = await _body(request) if await request.body() else {}
-    try:
-        match verb:
-            case "suspend":
-                record = await scheduler.suspend(p["namespace"], p["name"])
-            case "resume":
-                selector = body.get("nodeFieldSelector") or ""
-                record = await scheduler.resume(p["namespace"], p["name"], node_filter=_node_filter(selector))
-            case "retry":
-                record = await scheduler.retry(p["namespace"], p["name"])
-            case "resubmit":
-                record = await scheduler.resubmit(p["namespace"], p["name"])
-            case _:
-                raise ApiError(404, f"unknown workflow action {verb!r}")
-        _, nodes = await scheduler.get(record.namespace, record.name)
-    except WorkflowNotFound as exc:
-        raise ApiError(404, str(exc)) from None
-    except WorkflowNotActive as exc:
-        raise ApiError(409, str(exc)) from None
+    match verb:
+        case "suspend":
+            record = await scheduler.suspend(p["namespace"], p["name"])
+        case "resume":
+            selector = body.get("nodeFieldSelector") or ""
+            record = await scheduler.resume(p["namespace"], p["name"], node_filter=_node_filter(selector))
+        case "retry":
+            record = await scheduler.retry(p["namespace"], p["name"])
+        case "resubmit":
+            record = await scheduler.resubmit(p["namespace"], p["name"])
+        case _:
+            raise ApiError(404, f"unknown workflow action {verb!r}")
+    _, nodes = await scheduler.get(record.namespace, record.name)
     return JSONResponse(workflow_json(record, nodes))
 
 
@@ -198,10 +184,7 @@ async def lint_workflow(request: Request) -> JSONResponse:
 
 async def workflow_log(request: Request) -> Response:
     p, q = request.path_params, request.query_params
-    try:
-        record, nodes = await _scheduler(request).get(p["namespace"], p["name"])
-    except WorkflowNotFound as exc:
-        raise ApiError(404, str(exc)) from None
+    record, nodes = await _scheduler(request).get(p["namespace"], p["name"])
     wanted = q.get("podName")
     lines = []
     for node in sorted(nodes.values(), key=lambda n: (n.started_at or record.created_at, n.name)):

@@ -23,7 +23,7 @@ from workflows.expressions import (
     substitute,
     substitute_obj,
 )
-from workflows.models import Arguments, DAGTask, Template, TemplateType, WorkflowStep
+from workflows.models import Arguments, DAGTask, RetryStrategy, Template, TemplateType, WorkflowStep
 from workflows.operator.items import ExpandError, Item, expand, item_scope
 from workflows.operator.params import (
     InputError,
@@ -33,6 +33,7 @@ from workflows.operator.params import (
     resolve_inputs,
     template_output_parameters,
 )
+from workflows.operator.retries import decide
 from workflows.operator.state import WorkflowRun
 from workflows.durations import parse_duration
 from workflows.status import NodeOutputs, NodePhase, NodeStatus, NodeType, OutputParameter, node_id
@@ -146,10 +147,14 @@ class Operator:
         caller_scope: dict[str, Any],
         boundary: str | None,
         context: str | None,
+        attempt: int | None = None,
     ) -> NodeStatus:
         node = self.run.node(name)
         if node is not None and (node.phase.done or node.id in self.launched):
             return node  # finished, or a leaf whose process is running
+        strategy = tmpl.retry_strategy or (self.run.workflow.spec.retry_strategy if tmpl.is_leaf else None)
+        if strategy is not None and attempt is None:
+            return self._retry(name, display, tmpl, strategy, arguments, caller_scope, boundary, context)
         kind = tmpl.type
         if node is None:
             try:
@@ -159,7 +164,7 @@ class Operator:
             inputs = {"parameters": [{"name": k, "value": v} for k, v in values.items()]} if values else None
             node = self._new(name, display, _TYPE_OF.get(kind, NodeType.POD) if kind else NodeType.POD, tmpl.name, boundary, inputs=inputs)
         values = {p["name"]: p["value"] for p in (node.inputs or {}).get("parameters", [])}
-        scope = {**self._global, **inputs_scope(values)}
+        scope = {**self._global, **inputs_scope(values), "retries": str(attempt or 0)}
         custom = (tmpl.annotations or {}).get(DISPLAY_NAME_ANNOTATION)
         if custom and node.display_name == display:
             # Argo lets a template name its nodes, e.g. "os-{{inputs.parameters.image}}".
@@ -185,7 +190,7 @@ class Operator:
             if self._slots == 0:
                 return node
             self._slots -= 1
-        leaf_scope = {**scope, "pod.name": node.id, "node.name": node.name, "retries": "0"}
+        leaf_scope = {**scope, "pod.name": node.id, "node.name": node.name}
         body = tmpl.model_dump(by_alias=True, exclude_none=True)
         try:
             resolved = Template.model_validate(substitute_obj(body, leaf_scope, strict=False))
@@ -208,6 +213,51 @@ class Operator:
             if self._now.timestamp() >= due:
                 return self._finish(node, NodePhase.SUCCEEDED)
             self.wake_at = min(self.wake_at or due, due)
+        return node
+
+    def _retry(
+        self,
+        name: str,
+        display: str,
+        tmpl: Template,
+        strategy: RetryStrategy,
+        arguments: Arguments | None,
+        caller_scope: dict[str, Any],
+        boundary: str | None,
+        context: str | None,
+    ) -> NodeStatus:
+        """A Retry node whose children are the attempts ``name(0)``, ``name(1)``..."""
+        node = self.run.node(name) or self._new(name, display, NodeType.RETRY, tmpl.name, boundary, phase=NodePhase.RUNNING)
+        attempts = [self.run.nodes[c] for c in node.children if c in self.run.nodes]
+        last = attempts[-1] if attempts else None
+        if last is not None and not last.phase.done:
+            last = self._execute(last.name, last.display_name, tmpl, arguments, caller_scope, node.id, context, len(attempts) - 1)
+            attempts[-1] = last
+            if not last.phase.done:
+                return self.run.nodes[node.id]
+        if last is not None:
+            if last.phase.ok:
+                done = node.model_copy(update={"outputs": last.outputs, "message": None})
+                return self._finish(self.run.put(done), last.phase)
+            values = {p["name"]: p["value"] for p in (last.inputs or {}).get("parameters", [])}
+            decision = decide(strategy, attempts, {**self._global, **inputs_scope(values)}, self._now)
+            if not decision.retry:
+                done = node.model_copy(update={"outputs": last.outputs})
+                return self._finish(self.run.put(done), last.phase, decision.message)
+            due = (last.finished_at or self._now).timestamp() + decision.wait
+            if self._now.timestamp() < due:
+                self.wake_at = min(self.wake_at or due, due)
+                wait_msg = f"Backoff for {int(round(due - self._now.timestamp()))} seconds"
+                if node.message != wait_msg:
+                    node = self.run.put(node.model_copy(update={"message": wait_msg}))
+                return node
+        index = len(attempts)
+        child = self._execute(f"{name}({index})", f"{display}({index})", tmpl, arguments, caller_scope, node.id, context, index)
+        node = self._attach(self.run.nodes[node.id], child)
+        if node.message:
+            node = self.run.put(node.model_copy(update={"message": None}))
+        if child.phase.done:
+            self.wake_at = min(self.wake_at or 0.0, self._now.timestamp()) or self._now.timestamp()  # decide on the next walk
         return node
 
     # -- steps ------------------------------------------------------------------------------
