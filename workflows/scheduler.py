@@ -57,6 +57,10 @@ class WorkflowNotActive(ValueError):
 class Executor(Protocol):
     async def run(self, spec: ProcessSpec, on_start: Callable[[int], None] | None = None) -> ProcessResult: ...
 
+    def recover(self, node_id: str) -> ProcessResult | None: ...
+
+    def cleanup(self, node_id: str) -> None: ...
+
 
 def process_spec(node_id: str, tmpl: Template) -> ProcessSpec:
     main = tmpl.main_container
@@ -109,6 +113,9 @@ class Scheduler:
         self._publish_task: asyncio.Task[None] | None = None
         self.walks = 0
         self._done: dict[str, asyncio.Event] = {}
+        self._recovered: dict[str, ProcessResult] = {}
+        # per workflow: leaves whose results its next commit makes durable
+        self._settled: dict[str, list[str]] = {}
 
     def __repr__(self) -> str:
         return f"<Scheduler runs={len(self.runs)} leaves={len(self._leaf_tasks)} walks={self.walks}>"
@@ -190,7 +197,16 @@ class Scheduler:
         return run
 
     def _recover_leaves(self, run: WorkflowRun) -> None:
-        lost = [n for n in run.nodes.values() if n.type.value == "Pod" and not n.phase.done]
+        unfinished = [n for n in run.nodes.values() if n.type.value == "Pod" and not n.phase.done]
+        lost = []
+        for node in unfinished:
+            # Finished while we were down (its result was saved before we could commit it):
+            # settle it from that result when the walk reaches it, instead of running it again.
+            result = self.executor.recover(node.id)
+            if result is not None:
+                self._recovered[node.id] = result
+            else:
+                lost.append(node)
         for node in lost:
             # The process died with the previous server; it cannot be trusted to have finished.
             run.put(
@@ -354,6 +370,7 @@ class Scheduler:
             record.status["progress"] = progress(run.nodes)
             changes.update(phase=phase, finished_at=stamp, message=record.message, status=record.status)
             events.append(lifecycle_event(self.subjects, record, phase, run.nodes))
+        settled = self._settled.pop(record.uid, [])
         await self.store.commit(record.uid, workflow=changes or None, node_updates=run.take_dirty(), events=events)
         if events:
             self._publish_wake.set()
@@ -363,11 +380,18 @@ class Scheduler:
             return
         for launch in operator.launches:
             self._start_leaf(run, launch)
+        for node_id in settled:  # committed now: their private dirs and saved results can go
+            with contextlib.suppress(Exception):
+                self.executor.cleanup(node_id)
         if operator.wake_at is not None:
             delay = max(0.0, operator.wake_at - time.time())
             asyncio.get_running_loop().call_later(delay + 0.01, self._want, record.uid)
 
     def _start_leaf(self, run: WorkflowRun, launch: Launch) -> None:
+        recovered = self._recovered.pop(launch.node_id, None)
+        if recovered is not None:
+            self._settle(run, launch, recovered, None)
+            return
         task = asyncio.create_task(self._run_leaf(run, launch), name=f"leaf-{launch.node_id}")
         self._leaf_tasks[launch.node_id] = task
         task.add_done_callback(lambda _: self._leaf_tasks.pop(launch.node_id, None))
@@ -408,6 +432,7 @@ class Scheduler:
                     if value is not None:
                         run.global_outputs[param.global_name] = value
         run.put(node.model_copy(update=update))
+        self._settled.setdefault(run.record.uid, []).append(launch.node_id)
         self._want(run.record.uid)
 
     async def _kill_leaves(self, uid: str) -> None:

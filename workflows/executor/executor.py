@@ -24,12 +24,13 @@ from workflows.executor.capture import StdoutCapture
 from workflows.executor.cgroups import CgroupTree, Limits, NodeCgroup, detect_cgroups
 from workflows.executor.errors import ExecNotFound, ExecutorError, InvalidNodeId
 from workflows.executor.images import command_line
+from workflows.executor.reaper import PGID_FILE, Reaper, kill_recorded_groups, record_group
 from workflows.executor.layout import BIN_IN_NODE, HostView, NodeDirs, PrivateView, read_output
 from workflows.executor.lookup import find_executable
 from workflows.executor.nsthread import NamespaceThread, open_private_fs
 from workflows.executor.process import Child, spawn
 from workflows.executor.shims import install_shims
-from workflows.executor.spec import ProcessResult, ProcessSpec
+from workflows.executor.spec import RESULT_FILE, ProcessResult, ProcessSpec, load_result, save_result
 
 __all__ = ["LocalExecutor"]
 
@@ -77,6 +78,7 @@ class LocalExecutor:
         self._ready = False
         self._ns: NamespaceThread | None = None
         self._cgroups: CgroupTree | None = None
+        self._reaper: Reaper | None = None
         self._bin = self.work_dir / ".bin"
         self._host_path = os.environ.get("PATH", os.defpath)
         self._retired: list[NodeCgroup] = []
@@ -98,6 +100,11 @@ class LocalExecutor:
         if self._ready:
             return
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        leftovers = kill_recorded_groups(self.work_dir)
+        if leftovers:
+            log.warning("killed %d node process group(s) left running by a previous run", leftovers)
+        reaper = self._reaper = Reaper(self.work_dir)
+        weakref.finalize(self, reaper.close)
         install_shims(self._bin, self._host_path)
         self._ns = open_private_fs(self.work_dir, self._want_private)
         if self._ns is not None:
@@ -137,6 +144,7 @@ class LocalExecutor:
         view: PrivateView | HostView = PrivateView(dirs, self._bin) if ns else HostView(dirs, self._bin)
         self._unmounted(spec.node_id)
         dirs.reset(view.NAMES)
+        (dirs.node / RESULT_FILE).unlink(missing_ok=True)  # an earlier run's result is not this run's
         log_fd = os.open(dirs.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
             return await self._run(spec, view, ns, log_fd, started_at, on_start)
@@ -233,6 +241,7 @@ class LocalExecutor:
         finally:
             os.close(write_fd)
         self.started += 1
+        record_group(view.dirs.node, proc.pid)
         return _Started(Child(proc, read_fd, capture.feed), capture, cgroup, root)
 
     async def _follow(
@@ -261,6 +270,8 @@ class LocalExecutor:
             self.running -= 1
             # The main process ended: like a container, nothing it started survives it.
             child.signal_group(signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                (view.dirs.node / PGID_FILE).unlink()
             if cgroup is not None:
                 cgroup.kill_all()
                 oom = cgroup.oom_killed()
@@ -271,7 +282,7 @@ class LocalExecutor:
             self._undo(spec.node_id, ns, started.root, cgroup)
         exit_code = status if status >= 0 else 128 - status
         log.debug("node %s exited %d after %.3fs", spec.node_id, exit_code, time.monotonic() - clock)
-        return ProcessResult(
+        return self._saved(view.dirs.node, ProcessResult(
             exit_code=exit_code,
             result=started.capture.result(),
             log_path=view.dirs.log,
@@ -279,7 +290,7 @@ class LocalExecutor:
             error=f"OOMKilled (exit code {exit_code})" if oom and status == -signal.SIGKILL else None,
             started_at=started_at,
             finished_at=_now(),
-        )
+        ))
 
     async def _terminate(self, child: Child, cgroup: NodeCgroup | None) -> None:
         """SIGTERM the group, SIGKILL everything after the grace period, and wait for the exit."""
@@ -304,7 +315,7 @@ class LocalExecutor:
         self.not_started += 1
         os.write(log_fd, f"{exc.message}\n".encode())
         log.debug("node %s not started: %s", spec.node_id, exc.message)
-        return ProcessResult(
+        return self._saved(view.dirs.node, ProcessResult(
             exit_code=None,
             result="",
             log_path=view.dirs.log,
@@ -312,7 +323,7 @@ class LocalExecutor:
             error=exc.message,
             started_at=started_at,
             finished_at=_now(),
-        )
+        ))
 
     def _undo(
         self, node_id: str, ns: NamespaceThread | None, root: Path | None, cgroup: NodeCgroup | None
@@ -350,12 +361,28 @@ class LocalExecutor:
 
     # -- clean-up ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _saved(node_dir: Path, result: ProcessResult) -> ProcessResult:
+        try:
+            save_result(node_dir, result)
+        except OSError as exc:
+            log.warning("could not save the result of %s (%s); a crash now would re-run it", node_dir.name, exc)
+        return result
+
+    def recover(self, node_id: str) -> ProcessResult | None:
+        """The result a node saved before the service died, if it finished; None if it did not."""
+        if not _NODE_ID.fullmatch(node_id):
+            return None
+        return load_result(self.work_dir / node_id)
+
     def cleanup(self, node_id: str) -> None:
-        """Remove the node's private dirs; its log stays."""
+        """Remove the node's private dirs and saved result (once it is committed); its log stays."""
         if not _NODE_ID.fullmatch(node_id):
             raise InvalidNodeId(node_id)
         self._unmounted(node_id)
-        shutil.rmtree(NodeDirs(self.work_dir / node_id).fs, ignore_errors=True)
+        dirs = NodeDirs(self.work_dir / node_id)
+        shutil.rmtree(dirs.fs, ignore_errors=True)
+        (dirs.node / RESULT_FILE).unlink(missing_ok=True)
         self._remove_retired(1)
 
     def close(self) -> None:
@@ -367,4 +394,7 @@ class LocalExecutor:
         if self._cgroups is not None:
             self._cgroups.close()
             self._cgroups = None
+        if self._reaper is not None:
+            self._reaper.close()
+            self._reaper = None
         self._ready = False  # a later run detects again instead of silently running without isolation

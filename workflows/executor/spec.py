@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["ProcessResult", "ProcessSpec"]
+__all__ = ["RESULT_FILE", "ProcessResult", "ProcessSpec", "load_result", "save_result"]
 
 
 @dataclass(frozen=True)
@@ -49,3 +51,43 @@ class ProcessResult:
     error: str | None
     started_at: datetime
     finished_at: datetime
+
+
+RESULT_FILE = "result.json"
+
+
+def save_result(node_dir: Path, result: ProcessResult) -> None:
+    """Persist how the node ended, atomically, the moment it is known.
+
+    If the service dies before the scheduler commits the node, the next start reads this instead
+    of re-running a step that already finished.
+    """
+    data = {
+        "exit_code": result.exit_code,
+        "result": result.result,
+        "log_path": str(result.log_path),
+        "outputs": result.outputs,
+        "error": result.error,
+        "started_at": result.started_at.isoformat(),
+        "finished_at": result.finished_at.isoformat(),
+    }
+    tmp = node_dir / (RESULT_FILE + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, node_dir / RESULT_FILE)
+
+
+def load_result(node_dir: Path) -> ProcessResult | None:
+    """The saved result of a node that finished, or None."""
+    try:
+        data = json.loads((node_dir / RESULT_FILE).read_text())
+        return ProcessResult(
+            exit_code=data["exit_code"],
+            result=data["result"],
+            log_path=Path(data["log_path"]),
+            outputs=data["outputs"],
+            error=data["error"],
+            started_at=datetime.fromisoformat(data["started_at"]),
+            finished_at=datetime.fromisoformat(data["finished_at"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -80,3 +80,49 @@ async def test_exit_of_main_process_kills_children_that_left_the_group(executor:
     result = await executor.run(sh("escapee", script))
     escaped = int(result.result)
     await eventually(lambda: gone(escaped), timeout=5, what="the setsid child to die")
+
+
+def test_reaper_kills_running_nodes_when_the_service_dies(tmp_path: Path) -> None:
+    """A service killed with SIGKILL: its running node dies with it, not minutes later."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "service.py"
+    pidfile = tmp_path / "work" / "n1" / "pgid"  # the executor's own record of the node's group
+    script.write_text(
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from workflows.executor import LocalExecutor, ProcessSpec\n"
+        "async def main():\n"
+        f"    ex = LocalExecutor(Path({str(tmp_path / 'work')!r}))\n"
+        f"    spec = ProcessSpec(node_id='n1', image='alpine', command=['sleep', '60'], args=None, env={{}}, working_dir=None, script_source=None, output_paths=())\n"
+        "    await ex.run(spec)\n"
+        "asyncio.run(main())\n"
+    )
+    repo = Path(__file__).resolve().parents[3]
+    service = subprocess.Popen([sys.executable, str(script)], cwd=repo, env={**__import__("os").environ, "PYTHONPATH": str(repo)})
+    try:
+        deadline = time.monotonic() + 20
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline, "node did not start"
+            time.sleep(0.02)
+        node_pid = int(pidfile.read_text().split()[0])
+        service.kill()
+        service.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while _alive(node_pid):
+            assert time.monotonic() < deadline, "the node outlived its service"
+            time.sleep(0.02)
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
