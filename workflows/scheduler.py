@@ -380,12 +380,18 @@ class Scheduler:
             return
         for launch in operator.launches:
             self._start_leaf(run, launch)
-        for node_id in settled:  # committed now: their private dirs and saved results can go
-            with contextlib.suppress(Exception):
-                self.executor.cleanup(node_id)
+        if settled:  # committed now: their private dirs and saved results can go, off the hot path
+            asyncio.get_running_loop().run_in_executor(None, self._cleanup, settled)
         if operator.wake_at is not None:
             delay = max(0.0, operator.wake_at - time.time())
             asyncio.get_running_loop().call_later(delay + 0.01, self._want, record.uid)
+
+    def _cleanup(self, node_ids: list[str]) -> None:
+        for node_id in node_ids:
+            try:
+                self.executor.cleanup(node_id)
+            except Exception as exc:  # noqa: BLE001 - leftovers cost disk, not correctness
+                log.warning("could not clean up node %s: %s", node_id, exc)
 
     def _start_leaf(self, run: WorkflowRun, launch: Launch) -> None:
         recovered = self._recovered.pop(launch.node_id, None)

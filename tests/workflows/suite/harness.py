@@ -47,7 +47,6 @@ NOT_YET: dict[str, str] = {
     "data": "data templates",
     "plugin": "executor plugins (issue 12)",
     "ttlStrategy": "retention (issue 11)",
-    "metrics": "custom metrics",
 }
 NEEDS_NOT_YET = {
     "resume": "resume driver (issue 4)",
