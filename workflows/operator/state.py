@@ -90,6 +90,20 @@ class WorkflowRun:
             "workflow.labels.json": json.dumps(rec.labels),
             "workflow.annotations.json": json.dumps(rec.annotations),
             "workflow.status": rec.phase.value,
+            "workflow.failures": json.dumps(
+                [
+                    {
+                        "displayName": n.display_name,
+                        "message": n.message or "",
+                        "templateName": n.template_name or "",
+                        "phase": n.phase.value,
+                        "podName": n.id,
+                        "finishedAt": n.finished_at.strftime("%Y-%m-%dT%H:%M:%SZ") if n.finished_at else "",
+                    }
+                    for n in self.nodes.values()
+                    if n.type.value == "Pod" and n.phase.value in ("Failed", "Error")
+                ]
+            ),
         }
         for key, value in params.items():
             scope[f"workflow.parameters.{key}"] = value
