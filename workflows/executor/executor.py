@@ -79,6 +79,7 @@ class LocalExecutor:
         self._ns: NamespaceThread | None = None
         self._cgroups: CgroupTree | None = None
         self._reaper: Reaper | None = None
+        self._exe_cache: dict[tuple[str, str, type], str] = {}
         self._bin = self.work_dir / ".bin"
         self._host_path = os.environ.get("PATH", os.defpath)
         self._retired: list[NodeCgroup] = []
@@ -170,7 +171,7 @@ class LocalExecutor:
         cwd = posixpath.normpath(posixpath.join("/", spec.working_dir or view.default_cwd))
         env = {"PATH": f"{view.bin_dir}:{self._host_path}", **view.env(), **spec.env}
         try:
-            exe = find_executable(argv[0], env["PATH"], cwd, view.to_host)
+            exe = self._lookup(argv[0], env["PATH"], cwd, view)
             if ns is None and not os.path.isdir(cwd):
                 raise ExecNotFound(argv[0], f'chdir to cwd ("{cwd}") failed: no such file or directory')
         except ExecNotFound as exc:
@@ -360,6 +361,20 @@ class LocalExecutor:
                 asyncio.get_running_loop().call_later(0.05, self._remove_retired, tries - 1)
 
     # -- clean-up ------------------------------------------------------------------------------
+
+    def _lookup(self, name: str, path: str, cwd: str, view: PrivateView | HostView) -> str:
+        """``find_executable``, cached for PATH lookups: a node has written nothing yet when it
+        starts, so a bare name on an all-absolute PATH resolves the same way for every node."""
+        if "/" in name or any(not entry.startswith("/") for entry in path.split(":")):
+            return find_executable(name, path, cwd, view.to_host)
+        key = (name, path, type(view))
+        found = self._exe_cache.get(key)
+        if found is None:
+            found = find_executable(name, path, cwd, view.to_host)
+            if len(self._exe_cache) > 1024:
+                self._exe_cache.clear()
+            self._exe_cache[key] = found
+        return found
 
     @staticmethod
     def _saved(node_dir: Path, result: ProcessResult) -> ProcessResult:
