@@ -18,7 +18,7 @@ from workflows.lint import lint
 from workflows.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
 from workflows.scheduler import Scheduler
 from workflows.store import AlreadyExists, ResourceRecord
-from workflows.submit import SubmitOptions, expression_check
+from workflows.submit import SubmitOptions, expression_check, prepare
 
 __all__ = ["routes"]
 
@@ -49,33 +49,28 @@ def _model(model: type[Any], data: Any, where: str) -> Any:
         raise ApiError(400, f"{where}: {loc}: {err['msg']}") from None
 
 
-def _lint_message(exc: LintError) -> str:
-    return str(exc)
-
-
-async def create_workflow(request: Request) -> JSONResponse:
-    namespace = request.path_params["namespace"]
-    body = await _body(request)
+def _workflow_from(body: dict[str, Any]) -> Workflow:
+    """``body.workflow`` as a Workflow (Argo clients may leave out apiVersion and kind)."""
     manifest = body.get("workflow")
     if not isinstance(manifest, dict):
         raise ApiError(400, "body.workflow: a Workflow object is required")
     manifest.setdefault("apiVersion", "argoproj.io/v1alpha1")
     manifest.setdefault("kind", "Workflow")
-    workflow = _model(Workflow, manifest, "workflow")
+    workflow: Workflow = _model(Workflow, manifest, "workflow")
+    return workflow
+
+
+async def create_workflow(request: Request) -> JSONResponse:
+    namespace = request.path_params["namespace"]
+    body = await _body(request)
+    workflow = _workflow_from(body)
     if workflow.metadata.namespace and workflow.metadata.namespace != namespace:
         raise ApiError(400, f"workflow namespace {workflow.metadata.namespace!r} does not match {namespace!r} in the path")
     scheduler = _scheduler(request)
-    try:
-        if body.get("serverDryRun"):
-            from workflows.submit import prepare
-
-            record, _ = await prepare(workflow, scheduler.store, SubmitOptions(namespace=namespace))
-            return JSONResponse(workflow_json(record, {}))
-        record = await scheduler.submit(workflow, SubmitOptions(namespace=namespace))
-    except LintError as exc:
-        raise ApiError(400, _lint_message(exc)) from None
-    except AlreadyExists as exc:
-        raise ApiError(409, str(exc)) from None
+    if body.get("serverDryRun"):
+        record, _ = await prepare(workflow, scheduler.store, SubmitOptions(namespace=namespace))
+        return JSONResponse(workflow_json(record, {}))
+    record = await scheduler.submit(workflow, SubmitOptions(namespace=namespace))
     return JSONResponse(workflow_json(record, {}))
 
 
@@ -169,13 +164,7 @@ def _node_filter(selector: str) -> Any:
 
 
 async def lint_workflow(request: Request) -> JSONResponse:
-    body = await _body(request)
-    manifest = body.get("workflow")
-    if not isinstance(manifest, dict):
-        raise ApiError(400, "body.workflow: a Workflow object is required")
-    manifest.setdefault("apiVersion", "argoproj.io/v1alpha1")
-    manifest.setdefault("kind", "Workflow")
-    workflow = _model(Workflow, manifest, "workflow")
+    workflow = _workflow_from(await _body(request))
     findings = lint(workflow, expression_check=expression_check)
     if findings:
         raise ApiError(400, str(LintError("workflow", findings)))
@@ -228,10 +217,7 @@ async def put_template(request: Request) -> JSONResponse:
         raise ApiError(400, "template: metadata.name: required")
     store = _scheduler(request).store
     record = ResourceRecord(kind=kind, namespace=namespace, name=name, manifest=resource.model_dump(by_alias=True, exclude_none=True, mode="json"))
-    try:
-        saved = await store.put_resource(record, create_only=request.method == "POST")
-    except AlreadyExists as exc:
-        raise ApiError(409, str(exc)) from None
+    saved = await store.put_resource(record, create_only=request.method == "POST")
     return JSONResponse(resource_json(saved))
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import yaml
 import nats
 import pytest
 
@@ -267,3 +268,43 @@ def test_api_resubmit_creates_new_workflow(server: ServerProcess) -> None:
     name = copy["metadata"]["name"]
     assert name.startswith("orig-") and copy["metadata"]["labels"]["workflows.argoproj.io/resubmitted-from-workflow"] == "orig"
     eventually_sync(lambda: _phase(server, name) == "Succeeded", what="resubmitted done")
+
+
+TEMPLATE = """
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata:
+  name: greeter
+spec:
+  templates:
+  - name: greet
+    inputs: {parameters: [{name: who}]}
+    container: {image: alpine, command: [echo, "hello {{inputs.parameters.who}}"]}
+"""
+
+
+def test_cli_apply_template_then_submit_by_reference(server: ServerProcess, tmp_path: Path) -> None:
+    tmpl = tmp_path / "tmpl.yaml"
+    tmpl.write_text(TEMPLATE)
+    first = cli(server, "apply", "-f", str(tmpl))
+    assert first.returncode == 0 and "workflowtemplate.argoproj.io/greeter created" in first.stdout
+    again = cli(server, "apply", "-f", str(tmp_path))
+    assert again.returncode == 0 and "greeter configured" in again.stdout
+    duplicate = httpx.post(f"{server.base_url}/api/v1/workflow-templates/default", json={"template": yaml.safe_load(TEMPLATE)})
+    assert duplicate.status_code == 409 and duplicate.json()["code"] == 6
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: ref-}\n"
+        "spec:\n  entrypoint: main\n  templates:\n  - name: main\n    steps:\n"
+        "    - - name: hi\n        templateRef: {name: greeter, template: greet}\n"
+        "        arguments: {parameters: [{name: who, value: world}]}\n"
+    )
+    result = cli(server, "submit", str(wf), "--wait", "-o", "name")
+    assert result.returncode == 0, result.stderr
+    assert "hello world" in cli(server, "logs", result.stdout.split()[0]).stdout
+
+    removed = cli(server, "delete", "-f", str(tmpl))
+    assert removed.returncode == 0 and "greeter deleted" in removed.stdout
+    missing = cli(server, "submit", str(wf))
+    assert missing.returncode == 1 and "greeter" in missing.stderr

@@ -103,8 +103,8 @@ class ArtifactLocation(ArgoModel):
     raw: RawArtifact | None = None
 
 
-class Artifact(ArgoModel):
-    """A file or directory passed between steps. Storage backends are kept as plain mappings."""
+class Artifact(ArtifactLocation):
+    """A file or directory passed between steps; where it lives is an :class:`ArtifactLocation`."""
 
     name: str
     path: str | None = None
@@ -115,19 +115,9 @@ class Artifact(ArgoModel):
     optional: bool | None = None
     sub_path: str | None = None
     recurse_mode: bool | None = None
-    archive_logs: bool | None = None
     archive: KubeDict | None = None
     artifact_gc: KubeDict | None = Field(default=None, alias="artifactGC")
     deleted: bool | None = None
-    raw: RawArtifact | None = None
-    s3: KubeDict | None = None
-    gcs: KubeDict | None = None
-    azure: KubeDict | None = None
-    oss: KubeDict | None = None
-    hdfs: KubeDict | None = None
-    http: KubeDict | None = None
-    git: KubeDict | None = None
-    artifactory: KubeDict | None = None
     plugin: KubeDict | None = None
 
     def has_location(self) -> bool:
