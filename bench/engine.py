@@ -125,6 +125,7 @@ async def main() -> None:
         finally:
             await scheduler.stop()
             executor.close()
+            store.close()
             await engine.dispose()
 
 

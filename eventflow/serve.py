@@ -111,6 +111,7 @@ async def serve(config: ServerConfig) -> int:
     embedded: EmbeddedNats | None = None
     bus: JetStreamBus | None = None
     engine = None
+    store: WorkflowStore | None = None
     roles: list[Role] = []
     try:
         sock = bind_socket(config.host, config.port)
@@ -130,7 +131,7 @@ async def serve(config: ServerConfig) -> int:
         except BusError as exc:
             raise StartupError(str(exc)) from None
         engine = open_engine(config.database_url)
-        store = WorkflowStore(engine)  # before the first connection: it sets SQLite pragmas on connect
+        store = WorkflowStore(engine)
         reason = await ping(engine)
         if reason is not None:
             raise StartupError(f"database unreachable: {reason}")
@@ -166,6 +167,8 @@ async def serve(config: ServerConfig) -> int:
                 log.exception("role %s failed to stop cleanly", role.name)
         if bus is not None:
             await bus.close(grace_seconds=config.shutdown_grace_seconds)
+        if store is not None:
+            store.close()
         if engine is not None:
             await engine.dispose()
         if embedded is not None:

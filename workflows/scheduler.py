@@ -371,15 +371,27 @@ class Scheduler:
             changes.update(phase=phase, finished_at=stamp, message=record.message, status=record.status)
             events.append(lifecycle_event(self.subjects, record, phase, run.nodes))
         settled = self._settled.pop(record.uid, [])
-        await self.store.commit(record.uid, workflow=changes or None, node_updates=run.take_dirty(), events=events)
+        # New leaves prepare (dirs, log, cgroup) while their nodes are committed, and spawn after.
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        launches = [] if record.phase.done else operator.launches
+        for launch in launches:
+            self._start_leaf(run, launch, committed)
+        try:
+            await self.store.commit(record.uid, workflow=changes or None, node_updates=run.take_dirty(), events=events)
+        except Exception as exc:
+            if launches:
+                committed.set_exception(exc)
+            raise
+        except BaseException:
+            committed.cancel()
+            raise
+        committed.set_result(None)
         if events:
             self._publish_wake.set()
         if record.phase.done:
             self._forget(record.uid)
             log.info("workflow %s/%s %s", record.namespace, record.name, record.phase.value)
             return
-        for launch in operator.launches:
-            self._start_leaf(run, launch)
         if settled:  # committed now: their private dirs and saved results can go, off the hot path
             asyncio.get_running_loop().run_in_executor(None, self._cleanup, settled)
         if operator.wake_at is not None:
@@ -393,22 +405,25 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - leftovers cost disk, not correctness
                 log.warning("could not clean up node %s: %s", node_id, exc)
 
-    def _start_leaf(self, run: WorkflowRun, launch: Launch) -> None:
-        recovered = self._recovered.pop(launch.node_id, None)
-        if recovered is not None:
-            self._settle(run, launch, recovered, None)
-            return
-        task = asyncio.create_task(self._run_leaf(run, launch), name=f"leaf-{launch.node_id}")
+    def _start_leaf(self, run: WorkflowRun, launch: Launch, committed: asyncio.Future[None]) -> None:
+        task = asyncio.create_task(self._run_leaf(run, launch, committed), name=f"leaf-{launch.node_id}")
         self._leaf_tasks[launch.node_id] = task
         task.add_done_callback(lambda _: self._leaf_tasks.pop(launch.node_id, None))
 
-    async def _run_leaf(self, run: WorkflowRun, launch: Launch) -> None:
+    async def _run_leaf(self, run: WorkflowRun, launch: Launch, committed: asyncio.Future[None]) -> None:
+        recovered = self._recovered.pop(launch.node_id, None)
+        if recovered is not None:
+            await asyncio.shield(committed)
+            self._settle(run, launch, recovered, None)
+            return
         spec = process_spec(launch.node_id, launch.template)
         try:
-            result = await self.executor.run(spec)
+            result = await self.executor.run(spec, gate=asyncio.shield(committed))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - an executor failure is the node's error, not ours
+            if committed.done() and not committed.cancelled() and committed.exception() is exc:
+                return  # the commit failed: the node never started, and the walk reports it
             log.exception("executor failed on node %s", launch.node_id)
             self._settle(run, launch, None, f"executor error: {exc}")
             return

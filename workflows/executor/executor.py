@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -15,7 +14,7 @@ import signal
 import subprocess
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +22,13 @@ from pathlib import Path
 from workflows.executor.capture import StdoutCapture
 from workflows.executor.cgroups import CgroupTree, Limits, NodeCgroup, detect_cgroups
 from workflows.executor.errors import ExecNotFound, ExecutorError, InvalidNodeId
-from workflows.executor.images import command_line
-from workflows.executor.reaper import PGID_FILE, Reaper, kill_recorded_groups, record_group
-from workflows.executor.layout import BIN_IN_NODE, HostView, NodeDirs, PrivateView, read_output
+from workflows.executor.images import ARGO_SCRIPT_PATH, command_line
+from workflows.executor.layout import HostView, NodeDirs, PrivateView, RootDirs, read_output
 from workflows.executor.lookup import find_executable
-from workflows.executor.nsthread import NamespaceThread, open_private_fs
+from workflows.executor.nsthread import open_private_fs
 from workflows.executor.process import Child, spawn
+from workflows.executor.reaper import Reaper, kill_recorded_groups
+from workflows.executor.roots import RootPool
 from workflows.executor.shims import install_shims
 from workflows.executor.spec import RESULT_FILE, ProcessResult, ProcessSpec, load_result, save_result
 
@@ -52,7 +52,8 @@ class _Started:
     child: Child
     capture: StdoutCapture
     cgroup: NodeCgroup | None
-    root: Path | None
+    root: RootDirs | None  # lent by ``pool`` until the node's outputs are read
+    pool: RootPool | None
 
 
 class LocalExecutor:
@@ -76,21 +77,20 @@ class LocalExecutor:
         self.kill_grace_seconds = kill_grace_seconds
         self._want_private = private_fs
         self._ready = False
-        self._ns: NamespaceThread | None = None
+        self._roots: RootPool | None = None
         self._cgroups: CgroupTree | None = None
         self._reaper: Reaper | None = None
         self._exe_cache: dict[tuple[str, str, type], str] = {}
         self._bin = self.work_dir / ".bin"
         self._host_path = os.environ.get("PATH", os.defpath)
         self._retired: list[NodeCgroup] = []
-        self._unmounting: dict[str, concurrent.futures.Future[None]] = {}
         self.started = 0
         self.running = 0
         self.not_started = 0
 
     def __repr__(self) -> str:
         return (
-            f"<LocalExecutor private_fs={self._ns is not None} cgroups={self._cgroups!r} "
+            f"<LocalExecutor private_fs={self._roots is not None} cgroups={self._cgroups!r} "
             f"started={self.started} running={self.running} not_started={self.not_started}>"
         )
 
@@ -107,9 +107,7 @@ class LocalExecutor:
         reaper = self._reaper = Reaper(self.work_dir)
         weakref.finalize(self, reaper.close)
         install_shims(self._bin, self._host_path)
-        self._ns = open_private_fs(self.work_dir, self._want_private)
-        if self._ns is not None:
-            weakref.finalize(self, self._ns.close)  # the scheduler may never call close()
+        self._open_roots()
         self._cgroups = detect_cgroups()
         if self._cgroups is not None:
             weakref.finalize(self, self._cgroups.close)
@@ -118,37 +116,55 @@ class LocalExecutor:
         self._ready = True
         log.info("local executor ready: %r", self)
 
+    def _open_roots(self) -> None:
+        ns = open_private_fs(self.work_dir, self._want_private)
+        if ns is None:
+            self._roots = None
+            return
+        weakref.finalize(self, ns.close)  # the scheduler may never call close()
+        self._roots = RootPool(ns, self.work_dir / ".roots", self._bin)
+
     @property
     def private_fs(self) -> bool:
         """Whether nodes get a private root (detects on first access)."""
         self.prepare()
-        return self._ns is not None
+        return self._roots is not None
 
-    def _live_ns(self) -> NamespaceThread | None:
-        """The namespace thread, restarted if it died (running nodes keep their roots)."""
-        if self._ns is None or self._ns.alive:
-            return self._ns
+    def _live_roots(self) -> RootPool | None:
+        """The root pool, on a new namespace thread if the old one died (running nodes keep their roots)."""
+        if self._roots is None or self._roots.ns.alive:
+            return self._roots
         log.warning("mount namespace thread stopped; starting a new one")
-        self._ns = NamespaceThread()
-        return self._ns
+        self._open_roots()
+        return self._roots
 
     # -- running -------------------------------------------------------------------------------
 
-    async def run(self, spec: ProcessSpec, on_start: Callable[[int], None] | None = None) -> ProcessResult:
-        """Run the node to completion; on cancellation stop its processes, then re-raise."""
+    async def run(
+        self,
+        spec: ProcessSpec,
+        on_start: Callable[[int], None] | None = None,
+        *,
+        gate: Awaitable[None] | None = None,
+    ) -> ProcessResult:
+        """Run the node to completion; on cancellation stop its processes, then re-raise.
+
+        ``gate``: everything up to the spawn is prepared, then the spawn waits for it (the scheduler
+        prepares while it commits the node, and spawns once it is committed); if it raises, nothing
+        was started and the error propagates.
+        """
         started_at = _now()
         if not _NODE_ID.fullmatch(spec.node_id):
             raise InvalidNodeId(spec.node_id)
         self.prepare()
-        ns = self._live_ns()
+        roots = self._live_roots()
         dirs = NodeDirs(self.work_dir / spec.node_id)
-        view: PrivateView | HostView = PrivateView(dirs, self._bin) if ns else HostView(dirs, self._bin)
-        self._unmounted(spec.node_id)
+        view: PrivateView | HostView = PrivateView(dirs, self._bin) if roots else HostView(dirs, self._bin)
         dirs.reset(view.NAMES)
         (dirs.node / RESULT_FILE).unlink(missing_ok=True)  # an earlier run's result is not this run's
         log_fd = os.open(dirs.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
-            return await self._run(spec, view, ns, log_fd, started_at, on_start)
+            return await self._run(spec, view, roots, log_fd, started_at, on_start, gate)
         finally:
             os.close(log_fd)
 
@@ -156,25 +172,25 @@ class LocalExecutor:
         self,
         spec: ProcessSpec,
         view: PrivateView | HostView,
-        ns: NamespaceThread | None,
+        roots: RootPool | None,
         log_fd: int,
         started_at: datetime,
         on_start: Callable[[int], None] | None,
+        gate: Awaitable[None] | None,
     ) -> ProcessResult:
         script = view.script_path if spec.script_source is not None else None
         argv = command_line(spec.image, spec.command, spec.args, script)
-        if spec.script_source is not None:
-            target = view.script_host
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(spec.script_source)
-            target.chmod(0o755)
+        if spec.script_source is not None and isinstance(view, HostView):
+            _write_script(view.script_host, spec.script_source)  # private roots: written from inside
         cwd = posixpath.normpath(posixpath.join("/", spec.working_dir or view.default_cwd))
         env = {"PATH": f"{view.bin_dir}:{self._host_path}", **view.env(), **spec.env}
         try:
             exe = self._lookup(argv[0], env["PATH"], cwd, view)
-            if ns is None and not os.path.isdir(cwd):
+            if roots is None and not os.path.isdir(cwd):
                 raise ExecNotFound(argv[0], f'chdir to cwd ("{cwd}") failed: no such file or directory')
         except ExecNotFound as exc:
+            if gate is not None:
+                await gate  # reported like a start: only once the node is committed
             return self._not_started(spec, view, log_fd, exc, started_at)
 
         limits = Limits(spec.memory_limit_bytes, spec.cpu_limit, spec.max_processes)
@@ -183,20 +199,22 @@ class LocalExecutor:
         except OSError as exc:
             raise ExecutorError(f"node {spec.node_id}: cannot create its cgroup: {exc}") from exc
         try:
-            started = await self._start(spec, view, ns, [exe, *argv[1:]], env, cwd, log_fd, cgroup)
+            if gate is not None:
+                await gate
+            started = await self._start(spec, view, roots, [exe, *argv[1:]], env, cwd, log_fd, cgroup)
         except ExecNotFound as exc:
-            self._undo(spec.node_id, None, None, cgroup)
+            self._drop_cgroup(cgroup)
             return self._not_started(spec, view, log_fd, exc, started_at)
         except BaseException:
-            self._undo(spec.node_id, None, None, cgroup)
+            self._drop_cgroup(cgroup)
             raise
-        return await self._follow(spec, view, ns, started, started_at, on_start)
+        return await self._follow(spec, view, started, started_at, on_start)
 
     async def _start(
         self,
         spec: ProcessSpec,
         view: PrivateView | HostView,
-        ns: NamespaceThread | None,
+        roots: RootPool | None,
         argv: list[str],
         env: dict[str, str],
         cwd: str,
@@ -219,20 +237,18 @@ class LocalExecutor:
         def launch(spawn_it: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
             return cgroup.spawn(spawn_it) if cgroup is not None else spawn_it()
 
-        root = view.dirs.sub("root") if ns is not None else None
+        def prepare() -> None:  # chrooted: paths are the node's
+            os.makedirs(cwd, exist_ok=True)
+            if spec.script_source is not None:
+                _write_script(Path(ARGO_SCRIPT_PATH), spec.script_source)
+
+        root: RootDirs | None = None
         try:
-            if ns is None or root is None:
+            if roots is None or not isinstance(view, PrivateView):
                 proc = launch(start)
             else:
-                dirs = view.dirs
-                binds = [
-                    (str(dirs.sub("tmp")), "/tmp"),
-                    (str(dirs.sub("mnt")), "/mnt"),
-                    (str(self._bin), BIN_IN_NODE),
-                ]
-                proc = await ns.start_in_root(
-                    root, dirs.sub("upper"), dirs.sub("ovwork"), binds, cwd, start, launch
-                )
+                proc, root = await roots.start(prepare, start, launch)
+                view.attach(root)
         except OSError as exc:  # exec itself failed, e.g. a script without a #! line
             os.close(read_fd)
             raise ExecNotFound(argv[0], (exc.strerror or str(exc)).lower()) from exc
@@ -242,14 +258,14 @@ class LocalExecutor:
         finally:
             os.close(write_fd)
         self.started += 1
-        record_group(view.dirs.node, proc.pid)
-        return _Started(Child(proc, read_fd, capture.feed), capture, cgroup, root)
+        if self._reaper is not None:
+            self._reaper.track(proc.pid)
+        return _Started(Child(proc, read_fd, capture.feed), capture, cgroup, root, roots if root else None)
 
     async def _follow(
         self,
         spec: ProcessSpec,
         view: PrivateView | HostView,
-        ns: NamespaceThread | None,
         started: _Started,
         started_at: datetime,
         on_start: Callable[[int], None] | None,
@@ -258,40 +274,50 @@ class LocalExecutor:
         self.running += 1
         clock = time.monotonic()
         oom = False
+        reusable = False
         try:
-            log.debug("node %s started: pid %d", spec.node_id, child.pid)
-            if on_start is not None:
-                on_start(child.pid)
             try:
-                status = await asyncio.shield(child.exited)
-            except asyncio.CancelledError:
-                await self._terminate(child, cgroup)
-                raise
+                log.debug("node %s started: pid %d", spec.node_id, child.pid)
+                if on_start is not None:
+                    on_start(child.pid)
+                try:
+                    status = await asyncio.shield(child.exited)
+                except asyncio.CancelledError:
+                    await self._terminate(child, cgroup)
+                    raise
+            finally:
+                self.running -= 1
+                # The main process ended: like a container, nothing it started survives it.
+                child.signal_group(signal.SIGKILL)
+                if self._reaper is not None:
+                    self._reaper.untrack(child.pid)
+                if cgroup is not None:
+                    cgroup.kill_all()
+                    oom = cgroup.oom_killed()
+                if not child.exited.done():  # we got here by an exception (e.g. from on_start): reap it
+                    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                        await asyncio.wait_for(asyncio.shield(child.exited), _REAP_SECONDS)
+                await child.drain(_DRAIN_SECONDS)
+                # Without a cgroup the group kill is all we have: trust it. With one that will not go
+                # away, something of the node still runs and may write to its root: never lend it again.
+                reusable = self._drop_cgroup(cgroup)
+            exit_code = status if status >= 0 else 128 - status
+            log.debug("node %s exited %d after %.3fs", spec.node_id, exit_code, time.monotonic() - clock)
+            return self._saved(
+                view.dirs.node,
+                ProcessResult(
+                    exit_code=exit_code,
+                    result=started.capture.result(),
+                    log_path=view.dirs.log,
+                    outputs={path: read_output(view.resolve(path)) for path in spec.output_paths},
+                    error=f"OOMKilled (exit code {exit_code})" if oom and status == -signal.SIGKILL else None,
+                    started_at=started_at,
+                    finished_at=_now(),
+                ),
+            )
         finally:
-            self.running -= 1
-            # The main process ended: like a container, nothing it started survives it.
-            child.signal_group(signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                (view.dirs.node / PGID_FILE).unlink()
-            if cgroup is not None:
-                cgroup.kill_all()
-                oom = cgroup.oom_killed()
-            if not child.exited.done():  # we got here by an exception (e.g. from on_start): reap it
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(child.exited), _REAP_SECONDS)
-            await child.drain(_DRAIN_SECONDS)
-            self._undo(spec.node_id, ns, started.root, cgroup)
-        exit_code = status if status >= 0 else 128 - status
-        log.debug("node %s exited %d after %.3fs", spec.node_id, exit_code, time.monotonic() - clock)
-        return self._saved(view.dirs.node, ProcessResult(
-            exit_code=exit_code,
-            result=started.capture.result(),
-            log_path=view.dirs.log,
-            outputs={path: read_output(view.resolve(path)) for path in spec.output_paths},
-            error=f"OOMKilled (exit code {exit_code})" if oom and status == -signal.SIGKILL else None,
-            started_at=started_at,
-            finished_at=_now(),
-        ))
+            if started.pool is not None and started.root is not None:
+                started.pool.give_back(started.root, reuse=reusable)
 
     async def _terminate(self, child: Child, cgroup: NodeCgroup | None) -> None:
         """SIGTERM the group, SIGKILL everything after the grace period, and wait for the exit."""
@@ -316,43 +342,27 @@ class LocalExecutor:
         self.not_started += 1
         os.write(log_fd, f"{exc.message}\n".encode())
         log.debug("node %s not started: %s", spec.node_id, exc.message)
-        return self._saved(view.dirs.node, ProcessResult(
-            exit_code=None,
-            result="",
-            log_path=view.dirs.log,
-            outputs={path: read_output(view.resolve(path)) for path in spec.output_paths},
-            error=exc.message,
-            started_at=started_at,
-            finished_at=_now(),
-        ))
+        return self._saved(
+            view.dirs.node,
+            ProcessResult(
+                exit_code=None,
+                result="",
+                log_path=view.dirs.log,
+                outputs={path: read_output(view.resolve(path)) for path in spec.output_paths},
+                error=exc.message,
+                started_at=started_at,
+                finished_at=_now(),
+            ),
+        )
 
-    def _undo(
-        self, node_id: str, ns: NamespaceThread | None, root: Path | None, cgroup: NodeCgroup | None
-    ) -> None:
-        """Unmount the node's root and remove its cgroup (later, if dying processes still hold it)."""
-        if ns is not None and root is not None:
-            pending = ns.unmount_later(root)
-            if pending is not None:
-                self._unmounting[node_id] = pending
-                # Runs in the namespace thread; a stale entry is harmless (waiting on a done future).
-                pending.add_done_callback(lambda done: self._forget_unmount(node_id, done))
-        if cgroup is not None and not cgroup.remove():
-            self._retired.append(cgroup)
-            with contextlib.suppress(RuntimeError):  # no running loop: cleanup() or close() retries
-                asyncio.get_running_loop().call_later(0.05, self._remove_retired, 20)
-
-    def _forget_unmount(self, node_id: str, done: concurrent.futures.Future[None]) -> None:
-        if self._unmounting.get(node_id) is done:
-            del self._unmounting[node_id]
-
-    def _unmounted(self, node_id: str) -> None:
-        """Wait until the node's root is unmounted (queued already: brief), before touching its dirs."""
-        pending = self._unmounting.get(node_id)
-        if pending is not None:
-            if self._ns is not None and not pending.done():
-                self._ns.hurry()
-            with contextlib.suppress(concurrent.futures.TimeoutError):
-                pending.result(timeout=_REAP_SECONDS)
+    def _drop_cgroup(self, cgroup: NodeCgroup | None) -> bool:
+        """Remove the node's cgroup (later, if dying processes still hold it); False in that case."""
+        if cgroup is None or cgroup.remove():
+            return True
+        self._retired.append(cgroup)
+        with contextlib.suppress(RuntimeError):  # no running loop: cleanup() or close() retries
+            asyncio.get_running_loop().call_later(0.05, self._remove_retired, 20)
+        return False
 
     def _remove_retired(self, tries: int) -> None:
         self._retired = [cgroup for cgroup in self._retired if not cgroup.remove()]
@@ -381,7 +391,9 @@ class LocalExecutor:
         try:
             save_result(node_dir, result)
         except OSError as exc:
-            log.warning("could not save the result of %s (%s); a crash now would re-run it", node_dir.name, exc)
+            log.warning(
+                "could not save the result of %s (%s); a crash now would re-run it", node_dir.name, exc
+            )
         return result
 
     def recover(self, node_id: str) -> ProcessResult | None:
@@ -394,7 +406,6 @@ class LocalExecutor:
         """Remove the node's private dirs and saved result (once it is committed); its log stays."""
         if not _NODE_ID.fullmatch(node_id):
             raise InvalidNodeId(node_id)
-        self._unmounted(node_id)
         dirs = NodeDirs(self.work_dir / node_id)
         shutil.rmtree(dirs.fs, ignore_errors=True)
         (dirs.node / RESULT_FILE).unlink(missing_ok=True)
@@ -402,9 +413,10 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Stop the namespace thread and remove the executor's cgroups; nodes must have finished."""
-        if self._ns is not None:
-            self._ns.close()
-            self._ns = None
+        if self._roots is not None:
+            self._roots.ns.close()
+            self._roots.close()
+            self._roots = None
         self._remove_retired(1)
         if self._cgroups is not None:
             self._cgroups.close()
@@ -413,3 +425,9 @@ class LocalExecutor:
             self._reaper.close()
             self._reaper = None
         self._ready = False  # a later run detects again instead of silently running without isolation
+
+
+def _write_script(path: Path, source: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source)
+    path.chmod(0o755)

@@ -5,11 +5,12 @@ Layout under the executor's work dir::
     .bin/                  shims first on every node's PATH (argosay, cowsay, python);
                            mounted at /.eventflow/bin in a private root
     <node_id>/main.log     the node's combined stdout+stderr, kept by cleanup()
-    <node_id>/fs/          everything else, removed by cleanup()
-        tmp/ mnt/          fresh /tmp and /mnt of the node (private mode); tmp/ is TMPDIR and HOME otherwise
-        upper/ ovwork/     overlay upper and work dirs: every other write the node makes (private mode)
-        root/              where the node's root is mounted (in the namespace thread's namespace only)
-        wd/ staging/       default working dir and script dir (host mode)
+    <node_id>/fs/          host mode only, removed by cleanup(): tmp/ (TMPDIR and HOME), wd/ (the
+                           default working dir) and staging/ (script sources)
+    .roots/<n>/            private mode: one pooled root (see ``roots``), lent to one node at a time
+        tmp/ mnt/          fresh /tmp and /mnt of the node
+        upper/ ovwork/     overlay upper and work dirs: every other write the node makes
+        root/              where the root is mounted (in the namespace thread's namespace only)
 
 Two views: :class:`PrivateView` (the node has its own root, see ``nsthread``) and :class:`HostView` (no
 isolation: the node's paths are the host's).
@@ -27,7 +28,17 @@ from typing import Protocol
 
 from workflows.executor.images import ARGO_SCRIPT_PATH
 
-__all__ = ["BIN_IN_NODE", "FRESH_DIRS", "HostView", "NodeDirs", "NodeView", "PrivateView", "read_output"]
+__all__ = [
+    "BIN_IN_NODE",
+    "FRESH_DIRS",
+    "HostView",
+    "NodeDirs",
+    "NodeView",
+    "PrivateView",
+    "RootDirs",
+    "empty_dir",
+    "read_output",
+]
 
 # Paths that start empty in every private node, as in a fresh container (not an overlay of the host's).
 FRESH_DIRS = ("/tmp", "/mnt")
@@ -61,6 +72,41 @@ class NodeDirs:
             shutil.rmtree(fs)
         for name in names:
             os.makedirs(f"{fs}/{name}")
+        if not names:
+            os.makedirs(self.node, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class RootDirs:
+    """The host directories behind one private root; the pool lends it to node after node."""
+
+    base: Path
+
+    NAMES = ("tmp", "mnt", "upper", "ovwork", "root")
+
+    def sub(self, name: str) -> Path:
+        return self.base / name
+
+    def make(self) -> None:
+        for name in self.NAMES:
+            os.makedirs(self.base / name, exist_ok=True)
+
+    def clear(self) -> None:
+        """Empty every dir but the mount point, so the next node starts as fresh as in a new root
+        (call only while nothing is mounted on it)."""
+        for name in self.NAMES:
+            if name != "root":
+                empty_dir(self.base / name)
+
+
+def empty_dir(path: Path) -> None:
+    """Remove everything inside ``path``, keeping the directory itself."""
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
 
 
 class NodeView(Protocol):
@@ -71,7 +117,6 @@ class NodeView(Protocol):
     home: str
     default_cwd: str
     script_path: str  # where the node sees a script template's source
-    script_host: Path  # where the executor writes it
 
     def to_host(self, path: str) -> Path | None:
         """Where the node's absolute ``path`` is on the host; None when the node cannot see it."""
@@ -110,22 +155,36 @@ class PrivateView:
     """The node has its own root: an overlay of the host's ``/`` with fresh /tmp and /mnt.
 
     A path the node wrote is in ``upper``; one it deleted is a whiteout there; anything else is the
-    host's own file (the overlay's lower layer), read in place.
+    host's own file (the overlay's lower layer), read in place. Until a root is attached (the node
+    has not started), the node's private dirs are empty and everything else is the host's.
     """
 
-    NAMES = ("tmp", "mnt", "upper", "ovwork", "root")
+    NAMES: tuple[str, ...] = ()  # the node dir holds only its log and result: the root is pooled
 
-    def __init__(self, dirs: NodeDirs, host_bin: Path) -> None:
+    def __init__(self, dirs: NodeDirs, host_bin: Path, root: RootDirs | None = None) -> None:
         self.dirs = dirs
         self.host_bin = host_bin
         self.bin_dir = BIN_IN_NODE
         self.home = "/tmp"
         self.default_cwd = "/"
         self.script_path = ARGO_SCRIPT_PATH
-        self.script_host = dirs.sub("upper") / ARGO_SCRIPT_PATH.lstrip("/")  # written before the mount
-        self._upper = str(dirs.sub("upper"))
-        fixed = [(prefix, str(dirs.sub(prefix[1:]))) for prefix in FRESH_DIRS]
-        self._fixed = [*fixed, (BIN_IN_NODE, str(host_bin))]
+        self.root: RootDirs | None = None
+        self._upper: str | None = None
+        self._fixed: list[tuple[str, str | None]] = [
+            *((prefix, None) for prefix in FRESH_DIRS),
+            (BIN_IN_NODE, str(host_bin)),
+        ]
+        if root is not None:
+            self.attach(root)
+
+    def attach(self, root: RootDirs) -> None:
+        """The node now runs in ``root``: map its paths there."""
+        self.root = root
+        self._upper = str(root.sub("upper"))
+        self._fixed = [
+            *((prefix, str(root.sub(prefix[1:]))) for prefix in FRESH_DIRS),
+            (BIN_IN_NODE, str(self.host_bin)),
+        ]
 
     def env(self) -> dict[str, str]:
         return {"HOME": self.home}
@@ -168,8 +227,12 @@ class PrivateView:
         for prefix, host in self._fixed:
             rest = _under(path, prefix)
             if rest is not None:
+                if host is None:
+                    return None
                 return f"{host}/{rest}" if rest else host
         upper = self._upper
+        if upper is None:
+            return path
         opaque = False
         for part in path.strip("/").split("/"):
             upper = f"{upper}/{part}"

@@ -1,17 +1,20 @@
 """Private filesystems: one dedicated thread lives in a private mount namespace and starts nodes there.
 
 Linux lets a single thread leave the process's mount namespace (``unshare(CLONE_FS | CLONE_NEWNS)``
-affects the calling thread only). This thread does so once, then for each node:
+affects the calling thread only). This thread does so once; then it
 
-1. mounts an overlay of the host's ``/`` on the node's ``root`` dir (writes land in the node's
-   ``upper`` dir), re-binds the host's other top-level mounts (/proc, /dev, /sys...), and binds fresh
-   /tmp and /mnt and the shim dir;
-2. ``chroot``\\s itself into that root, spawns the node (vfork + exec: the child inherits the thread's
-   namespace and root), and ``chroot``\\s back to the namespace's root.
+1. mounts node roots (see ``roots``, which keeps some ready ahead of need): an overlay of the host's
+   ``/`` whose writes land in the root's ``upper`` dir, the host's other top-level mounts (/proc,
+   /dev, /sys...) re-bound, fresh /tmp and /mnt and the shim dir bound in;
+2. to start a node, ``chroot``\\s itself into a root, spawns the node (vfork + exec: the child
+   inherits the thread's namespace and root), and ``chroot``\\s back to the namespace's root.
 
 The command is exec'd directly, so its pid, exit status and signals are its own, and there is no extra
 exec (nsenter/unshare) or ``preexec_fn`` fork. The mounts exist only in this thread's namespace: the
 host mount table never sees them, and they vanish with the thread and the node processes.
+
+Jobs (a node start) run first; background work (mounting spare roots, unmounting used ones) runs in
+small steps while no job waits, so a start waits at most for one mount call.
 
 Only this thread ever changes root, and it runs nothing but these jobs; the cyclic GC is paused while
 it is chrooted, so no finalizer can run there with the node's view of the filesystem.
@@ -19,22 +22,17 @@ it is chrooted, so no finalizer can run there with the node's view of the filesy
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import concurrent.futures
-import contextlib
 import ctypes
-import errno
 import gc
 import logging
 import os
 import queue
 import shutil
-import signal
-import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -45,7 +43,6 @@ __all__ = ["NamespaceThread", "open_private_fs"]
 log = logging.getLogger("workflows.executor")
 
 T = TypeVar("T")
-Spawn = Callable[[], "subprocess.Popen[bytes]"]
 
 _CLONE_FS = 0x00000200
 _CLONE_NEWNS = 0x00020000
@@ -55,12 +52,6 @@ _MS_UNBINDABLE = 0x20000
 _MS_PRIVATE = 0x40000
 _MS_SLAVE = 0x80000
 _MNT_DETACH = 2
-_IDLE_SECONDS = 0.01
-_IDLE_BACKLOG = 32
-
-
-def _wake() -> None:
-    """A no-op job: wakes the thread so that it looks at its idle work."""
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -98,12 +89,16 @@ def _top_submounts(skip: tuple[str, ...]) -> list[str]:
     return sorted(p for p in points if not any(p == s or p.startswith(s.rstrip("/") + "/") for s in skip))
 
 
+def _wake() -> None:
+    """A no-op job: wakes the thread so that it looks at its background work."""
+
+
 class NamespaceThread:
     """The thread that owns the private mount namespace; raises :class:`PrivateFsUnavailable` if it cannot."""
 
     def __init__(self, skip: tuple[str, ...] = ("/tmp", "/mnt")) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._idle: collections.deque[Callable[[], None]] = collections.deque()
+        self._background: collections.deque[Iterator[None]] = collections.deque()
         self._ready: concurrent.futures.Future[list[str]] = concurrent.futures.Future()
         self._root_fd = -1
         self.mounted = 0
@@ -142,21 +137,31 @@ class NamespaceThread:
         self._ready.set_result(submounts)
         while True:
             try:
-                # Unmounting an overlay costs about as much as mounting one. It waits until nothing
-                # else has come for a moment, so it never delays the next node's start (a node that
-                # follows another starts first); a growing backlog is worked off between starts.
-                job = self._jobs.get(timeout=_IDLE_SECONDS if self._idle else None)
+                job = self._jobs.get_nowait() if self._background else self._jobs.get()
             except queue.Empty:
-                self._idle.popleft()()
+                self._background_step()
                 continue
             if job is None:
                 break
             job()
-            if len(self._idle) > _IDLE_BACKLOG:
-                self._idle.popleft()()
-        while self._idle:
-            self._idle.popleft()()
+        # Whatever is still mounted goes away with this thread's namespace.
         os.close(self._root_fd)
+
+    def catch_up(self, done: Callable[[], bool]) -> None:
+        """Work off background steps until ``done()`` (call in the thread): a burst of starts would
+        otherwise keep the queue busy and starve the work that would serve it."""
+        while self._background and not done():
+            self._background_step()
+
+    def _background_step(self) -> None:
+        steps = self._background[0]
+        try:
+            next(steps)
+        except StopIteration:
+            self._background.popleft()
+        except Exception:  # background work must never stop the thread
+            self._background.popleft()
+            log.exception("background mount work failed")
 
     def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Run ``fn`` in the namespace thread."""
@@ -175,10 +180,25 @@ class NamespaceThread:
         self._jobs.put(job)
         return future
 
+    def later(self, steps: Iterator[None], *, first: bool = False) -> None:
+        """Run ``steps`` in the thread one ``next`` at a time, whenever no job is waiting (``first``:
+        before the background work queued so far)."""
+        if self.alive:
+            # deque appends are thread-safe; the next catch_up sees them
+            (self._background.appendleft if first else self._background.append)(steps)
+            self._jobs.put(_wake)  # the thread may be blocked waiting for a job
+
     # -- jobs (run in the thread) --------------------------------------------------------------
 
     def mount_root(self, root: Path, upper: Path, work: Path, binds: list[tuple[str, str]]) -> None:
         """Mount a node root (call in the thread)."""
+        for _ in self.mount_root_steps(root, upper, work, binds):
+            pass
+
+    def mount_root_steps(
+        self, root: Path, upper: Path, work: Path, binds: list[tuple[str, str]]
+    ) -> Iterator[None]:
+        """:meth:`mount_root`, pausing after each mount call (iterate in the thread)."""
         top = str(root)
         _mount("overlay", top, "overlay", 0, f"lowerdir=/,upperdir={upper},workdir={work}")
         try:
@@ -186,8 +206,10 @@ class NamespaceThread:
             # into the next node's root skips this root instead of nesting every node in every other.
             _mount(None, top, None, _MS_UNBINDABLE)
             for point in self.submounts:
+                yield
                 _mount(point, top + point, None, _MS_BIND | _MS_REC)
             for source, target in binds:
+                yield
                 os.makedirs(top + target, exist_ok=True)
                 _mount(source, top + target, None, _MS_BIND | _MS_REC)
         except BaseException:
@@ -217,90 +239,12 @@ class NamespaceThread:
 
     # -- from the event loop -------------------------------------------------------------------
 
-    async def start_in_root(
-        self,
-        root: Path,
-        upper: Path,
-        work: Path,
-        binds: list[tuple[str, str]],
-        cwd: str,
-        start: Spawn,
-        launch: Callable[[Spawn], subprocess.Popen[bytes]],
-    ) -> subprocess.Popen[bytes]:
-        """Mount a node root and start the node in it, in one trip to the thread.
-
-        ``start`` spawns the process; ``launch(spawn)`` calls its argument (inside the node's cgroup,
-        say), and runs unchrooted, with the host's view. The working dir is created from inside the
-        root, so a symlink on its way resolves in the node's view, never to a host path.
-        """
-
-        def chrooted() -> subprocess.Popen[bytes]:
-            os.makedirs(cwd, exist_ok=True)
-            return start()
-
-        def job() -> subprocess.Popen[bytes]:
-            try:
-                self.mount_root(root, upper, work, binds)
-            except OSError as exc:
-                raise PrivateFsUnavailable(f"cannot mount {root}: {exc}") from exc
-            try:
-                return launch(lambda: self.inside(root, chrooted))
-            except BaseException:
-                self.unmount_root(root)
-                raise
-
-        future = self.submit(job)
-        try:
-            return await asyncio.shield(asyncio.wrap_future(future))
-        except asyncio.CancelledError:
-            # The spawn may be under way in the thread: wait for it and stop what it started.
-            with contextlib.suppress(Exception):
-                proc = future.result(timeout=10)
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                self.unmount_later(root)
-            raise
-
     def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` in the thread and wait (for set-up and probes, not per node)."""
         return self.submit(fn).result()
 
-    def unmount_later(self, root: Path) -> concurrent.futures.Future[None] | None:
-        """Unmount a node root when the thread is idle; the future is done once it is gone."""
-
-        def job() -> None:
-            try:
-                self.unmount_root(root)
-            except OSError as exc:
-                # ENOENT/EINVAL: the host already removed the directory, which detached the mount.
-                if exc.errno not in (errno.ENOENT, errno.EINVAL):
-                    log.warning("could not unmount %s: %s", root, exc)
-
-        if not self.alive:
-            return None  # the namespace is gone, and every mount in it
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
-
-        def idle_job() -> None:
-            job()
-            future.set_result(None)
-
-        self._idle.append(idle_job)
-        self._jobs.put(_wake)  # the thread may be blocked without a timeout: make it see the new work
-        return future
-
-    def hurry(self) -> None:
-        """Do the queued unmounts now (someone waits for one) instead of when idle."""
-
-        def drain() -> None:
-            while self._idle:
-                self._idle.popleft()()
-
-        if self.alive:
-            self._jobs.put(drain)
-
     def close(self) -> None:
-        """Stop the thread (after its queued unmounts); the namespace goes away with it."""
+        """Stop the thread; the namespace, and every mount in it, goes away with it."""
         if self._thread.is_alive():
             self._jobs.put(None)
             self._thread.join(timeout=5)

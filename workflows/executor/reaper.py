@@ -1,11 +1,15 @@
 """Node processes never outlive the service that started them, even when it dies by kill -9.
 
-A node's process group id is recorded in ``<node>/pgid`` (with the process's start time, so a
-reused pid is never mistaken for it) while it runs. A small helper process, started once, holds
-the read end of a pipe whose write end only the service has: when the service dies, the kernel
-closes it, the helper reads EOF and kills every recorded group. The same sweep runs when an
-executor starts, for groups left by a helper that died too. A step that was running is then
-re-run or marked lost by the scheduler; it does not carry on unobserved next to its re-run.
+A small helper process, started once, holds the read end of a pipe whose write end only the service
+has. The executor tells it each node's process group as the node starts and ends (one short line
+on the pipe: no file is written on the node's hot path). When the service dies, the kernel closes
+the pipe, the helper reads EOF and kills every group it still tracks. A group is identified with its
+leader's start time, so a reused pid is never mistaken for it.
+
+The helper also keeps what it tracks in ``<work dir>/.groups`` (rewritten after each burst of
+lines), and an executor sweeps the groups listed there when it starts: that covers a helper that
+died together with its service. A step that was running is then re-run or marked lost by the
+scheduler; it does not carry on unobserved next to its re-run.
 """
 
 from __future__ import annotations
@@ -17,58 +21,76 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["PGID_FILE", "Reaper", "kill_recorded_groups", "record_group", "start_time"]
+__all__ = ["GROUPS_FILE", "Reaper", "kill_recorded_groups", "start_time"]
 
-PGID_FILE = "pgid"
+GROUPS_FILE = ".groups"
 
 # Runs as ``python -c``; kept free of imports from this package so it starts fast and alone.
 _HELPER = r"""
 import os, signal, sys
-sys.stdin.buffer.read()
-work = sys.argv[1]
-for name in os.listdir(work):
-    path = os.path.join(work, name, "pgid")
+state = os.path.join(sys.argv[1], ".groups")
+groups, pending = {}, b""
+
+def save():
+    tmp = state + ".tmp"
+    with open(tmp, "w") as fh:
+        fh.write("".join(f"{pid} {started}\n" for pid, started in groups.items()))
+    os.replace(tmp, state)
+
+while True:
+    chunk = os.read(0, 65536)
+    if not chunk:
+        break
+    pending += chunk
+    *lines, pending = pending.split(b"\n")
+    for line in lines:
+        op, _, rest = line.decode().partition(" ")
+        if op == "+":
+            pid, started = rest.split()
+            groups[pid] = started
+        elif op == "-":
+            groups.pop(rest.strip(), None)
+    save()
+for pid, started in groups.items():
     try:
-        pid, started = open(path).read().split()
         with open(f"/proc/{pid}/stat") as fh:
-            if fh.read().rsplit(")", 1)[1].split()[19] != started:
-                continue
-        os.killpg(int(pid), signal.SIGKILL)
+            if fh.read().rsplit(")", 1)[1].split()[19] == started:
+                os.killpg(int(pid), signal.SIGKILL)
     except (OSError, ValueError, IndexError):
         pass
+try:
+    os.unlink(state)
+except OSError:
+    pass
 """
 
 
 def start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (field 22 of /proc/<pid>/stat), or None."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
 
 
-def record_group(node_dir: Path, pid: int) -> None:
-    started = start_time(pid)
-    if started is not None:
-        (node_dir / PGID_FILE).write_text(f"{pid} {started}")
-
-
 def kill_recorded_groups(work_dir: Path) -> int:
-    """Kill the groups recorded under ``work_dir`` that are still the same processes; returns how many."""
+    """Kill the groups a dead helper left recorded that are still the same processes; returns how many."""
     killed = 0
-    for path in work_dir.glob(f"*/{PGID_FILE}"):
-        with contextlib.suppress(OSError, ValueError):
-            pid_text, started = path.read_text().split()
-            if start_time(int(pid_text)) == started:
-                os.killpg(int(pid_text), signal.SIGKILL)
-                killed += 1
-        with contextlib.suppress(OSError):
-            path.unlink()
+    path = work_dir / GROUPS_FILE
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(OSError, ValueError):
+                pid_text, started = line.split()
+                if start_time(int(pid_text)) == started:
+                    os.killpg(int(pid_text), signal.SIGKILL)
+                    killed += 1
+        path.unlink()
     return killed
 
 
 class Reaper:
-    """The helper process; :meth:`close` ends it (and with it any group still recorded)."""
+    """The helper process; :meth:`close` ends it (and with it any group still tracked)."""
 
     def __init__(self, work_dir: Path) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
@@ -81,6 +103,22 @@ class Reaper:
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # a terminal's Ctrl-C must not reach it before the service
         )
+        self._pipe = self.proc.stdin.fileno() if self.proc.stdin is not None else -1
+
+    def _say(self, line: str) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError):  # the helper is gone: nothing left to tell
+            os.write(self._pipe, line.encode())
+
+    def track(self, pid: int) -> None:
+        """``pid`` leads a node's process group: kill the group if the service dies."""
+        started = start_time(pid)
+        if started is not None:
+            self._say(f"+ {pid} {started}\n")
+
+    def untrack(self, pid: int) -> None:
+        self._say(f"- {pid}\n")
 
     def close(self) -> None:
         if self.proc is None:

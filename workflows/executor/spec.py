@@ -57,7 +57,7 @@ RESULT_FILE = "result.json"
 
 
 def save_result(node_dir: Path, result: ProcessResult) -> None:
-    """Persist how the node ended, atomically, the moment it is known.
+    """Persist how the node ended, the moment it is known.
 
     If the service dies before the scheduler commits the node, the next start reads this instead
     of re-running a step that already finished.
@@ -71,9 +71,15 @@ def save_result(node_dir: Path, result: ProcessResult) -> None:
         "started_at": result.started_at.isoformat(),
         "finished_at": result.finished_at.isoformat(),
     }
-    tmp = node_dir / (RESULT_FILE + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, node_dir / RESULT_FILE)
+    # Written in place, not via a renamed temp file: a write cut short by a crash is invalid JSON,
+    # which load_result treats as "did not finish" (the node re-runs), the same as no file at all.
+    fd = os.open(node_dir / RESULT_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(json.dumps(data).encode())
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def load_result(node_dir: Path) -> ProcessResult | None:

@@ -24,6 +24,9 @@ class WorkflowRun:
     stored_templates: dict[str, Template] = field(default_factory=dict)
     dirty: dict[str, NodeStatus] = field(default_factory=dict)
     global_outputs: dict[str, str] = field(default_factory=dict)
+    # Scope entries added by step groups whose children have all finished (see Operator._step_group);
+    # only read once the group node itself is done, which it then stays for this run.
+    group_scopes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: dict[str, str] = field(default_factory=dict, repr=False)
     _children: dict[str, set[str]] = field(default_factory=dict, repr=False)
 

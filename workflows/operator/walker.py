@@ -282,6 +282,11 @@ class Operator:
         if node is None:
             node = self._new(name, name[len(parent.name):], NodeType.STEP_GROUP, None, parent.id, phase=NodePhase.RUNNING)
             self._attach(parent, node)
+        elif node.phase.done and node.id in self.run.group_scopes:
+            # Settled for good: what it adds to the steps.<name> scope is known, so a long sequence
+            # costs one dict update per finished group, not a re-walk of every earlier step.
+            scope.update(self.run.group_scopes[node.id])
+            return node
         # Walk every step even when the group is done: their nodes exist, and walking them
         # rebuilds the steps.<name> scope that later groups and outputs read.
         results: list[tuple[WorkflowStep, NodeStatus]] = []
@@ -292,9 +297,12 @@ class Operator:
                 node = self._attach(self.run.nodes[node.id], child)
         if not all(child.phase.done for _, child in results):
             return self.run.nodes[node.id]
+        added: dict[str, Any] = {}
         for step in group:
             head, kids = self._recorded[(node.name, step.name)]
-            scope.update(node_scope(f"steps.{step.name}", head, kids))
+            added.update(node_scope(f"steps.{step.name}", head, kids))
+        scope.update(added)
+        self.run.group_scopes[node.id] = added
         if node.phase.done:
             return node
         for step, child in results:

@@ -4,8 +4,8 @@
 
 Runs ``sh -c true`` ``runs`` times (default 200) each way, one after the other: bare, without and with a
 private filesystem (the latter needs root and overlayfs). Three rounds; each figure is the median of
-the round means, in ms per run. Runs are back to back, so deferred work (unmounting the previous
-node's root) is included once its backlog fills.
+the round means, in ms per run. Runs are back to back, so background work (recycling the previous
+node's root for the pool) competes with the next start.
 """
 
 from __future__ import annotations

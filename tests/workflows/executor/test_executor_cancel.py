@@ -89,7 +89,7 @@ def test_reaper_kills_running_nodes_when_the_service_dies(tmp_path: Path) -> Non
     import time
 
     script = tmp_path / "service.py"
-    pidfile = tmp_path / "work" / "n1" / "pgid"  # the executor's own record of the node's group
+    pidfile = tmp_path / "work" / ".groups"  # the reaper's record of the groups it would kill
     script.write_text(
         "import asyncio, sys\n"
         "from pathlib import Path\n"

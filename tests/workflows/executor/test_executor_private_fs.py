@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,24 @@ async def test_private_fs_relative_write_lands_in_the_nodes_root(executor: Local
 async def test_private_fs_tmp_and_mnt_start_empty(executor: LocalExecutor) -> None:
     result = await executor.run(sh("empty", "ls -A /tmp /mnt"))
     assert result.result == "/mnt:\n\n/tmp:"
+
+
+async def test_private_fs_a_recycled_root_shows_nothing_of_the_node_before(executor: LocalExecutor) -> None:
+    # Roots are pooled: run enough nodes one after another that later ones get recycled roots, and
+    # each must find none of what the earlier ones wrote, deleted or left running.
+    host_file = Path("/var/tmp") / f"eventflow-test-{uuid.uuid4().hex}"
+    host_file.write_text("host\n")
+    try:
+        marks = "/tmp/mark /mnt/mark /etc/mark /root-mark"
+        for i in range(12):
+            probe = f"ls -d {marks} 2>/dev/null; cat {host_file}; "
+            result = await executor.run(
+                sh(f"n{i}", probe + f"for m in {marks}; do echo {i} > $m; done; rm {host_file}; sleep 60 &")
+            )
+            assert (result.exit_code, result.result) == (0, "host"), f"node {i} saw an earlier node's writes"
+        assert len(os.listdir(executor.work_dir / ".roots")) < 12  # roots were lent again
+    finally:
+        host_file.unlink()
 
 
 async def test_private_fs_host_files_are_readable_but_deletions_stay_private(executor: LocalExecutor) -> None:

@@ -118,7 +118,9 @@ async def test_run_invalid_node_id_raises(executor: LocalExecutor) -> None:
 async def test_cleanup_removes_private_dirs_and_keeps_log(executor: LocalExecutor) -> None:
     result = await executor.run(sh("clean", "echo kept; echo x > /tmp/scratch"))
     node_dir = result.log_path.parent
-    assert (node_dir / "fs").is_dir()
+    # A private node's writes live in a pooled root, emptied when the node ends; a host-mode node's
+    # scratch dirs stay until cleanup.
+    assert (node_dir / "fs").is_dir() is not executor.private_fs
     executor.cleanup("clean")
     assert os.listdir(node_dir) == ["main.log"]
     assert result.log_path.read_text() == "kept\n"

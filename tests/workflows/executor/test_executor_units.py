@@ -9,7 +9,7 @@ import pytest
 from workflows.executor.capture import StdoutCapture, trim_newline
 from workflows.executor.errors import ExecNotFound
 from workflows.executor.images import command_line, image_ref
-from workflows.executor.layout import HostView, NodeDirs, PrivateView, read_output
+from workflows.executor.layout import HostView, NodeDirs, PrivateView, RootDirs, read_output
 from workflows.executor.lookup import find_executable
 
 SCRIPT = "/argo/staging/script"
@@ -123,9 +123,13 @@ def test_host_view_maps_paths_to_themselves(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="whiteouts are character devices 0/0: mknod needs root")
 def test_private_view_maps_fresh_dirs_upper_whiteouts_and_lower(tmp_path: Path) -> None:
-    dirs = NodeDirs(tmp_path / "node")
-    dirs.reset(PrivateView.NAMES)
-    view = PrivateView(dirs, tmp_path / "bin")
+    root = RootDirs(tmp_path / "root")
+    root.make()
+    view = PrivateView(NodeDirs(tmp_path / "node"), tmp_path / "bin")
+    assert view.to_host("/tmp/a") is None  # not started: its /tmp is fresh and empty
+    assert view.to_host("/etc/os-release") == Path("/etc/os-release")
+    view.attach(root)
+    dirs = root
     upper = dirs.sub("upper")
     (upper / "etc").mkdir()
     (upper / "etc" / "written").write_text("mine")

@@ -36,6 +36,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
         async with engine.begin() as conn:
             await conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    store.close()
     await engine.dispose()
 
 

@@ -49,6 +49,7 @@ async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
     finally:
         await sched.stop()
         executor.close()
+        store.close()
         await engine.dispose()
 
 
