@@ -17,7 +17,7 @@ from eventflow.api.errors import ApiError, error_response
 from eventflow.api.workflows import routes as workflow_routes
 from eventflow.database import ping
 from workflows.errors import LintError
-from workflows.scheduler import WorkflowNotActive, WorkflowNotFound
+from workflows.scheduler import InvalidNodeUpdate, WorkflowNotActive, WorkflowNotFound
 from workflows.store import AlreadyExists
 
 __all__ = ["AppState", "build_app"]
@@ -101,6 +101,7 @@ def _status_of(status: int) -> Any:
 DOMAIN_ERRORS: dict[Any, Any] = {
     WorkflowNotFound: _status_of(404),
     WorkflowNotActive: _status_of(409),
+    InvalidNodeUpdate: _status_of(400),
     AlreadyExists: _status_of(409),
     LintError: _status_of(400),
 }

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,12 +29,12 @@ from workflows.lifecycle import OutboxPublisher, lifecycle_event, progress
 from workflows.models import Template, Workflow
 from workflows.operator.state import WorkflowRun
 from workflows.quantities import parse_cpu, parse_memory
-from workflows.operator.walker import Launch, Operator, leaf_outputs
-from workflows.status import NodePhase, NodeStatus, WorkflowPhase, now
+from workflows.operator.walker import Launch, Operator, leaf_outputs, workflow_outcome
+from workflows.status import NodeOutputs, NodePhase, NodeStatus, OutputParameter, WorkflowPhase, now
 from workflows.store import WorkflowRecord, WorkflowStore
 from workflows.submit import SubmitOptions, prepare
 
-__all__ = ["Scheduler", "WorkflowNotActive", "WorkflowNotFound"]
+__all__ = ["InvalidNodeUpdate", "Scheduler", "WorkflowNotActive", "WorkflowNotFound"]
 
 log = logging.getLogger("workflows.scheduler")
 
@@ -54,8 +55,18 @@ class WorkflowNotActive(ValueError):
         super().__init__(f"workflow {namespace}/{name} is {phase} and cannot be {verb}")
 
 
+class InvalidNodeUpdate(ValueError):
+    """A resume or node update that cannot be applied (the workflow is left as it was)."""
+
+
 class Executor(Protocol):
-    async def run(self, spec: ProcessSpec, on_start: Callable[[int], None] | None = None) -> ProcessResult: ...
+    async def run(
+        self,
+        spec: ProcessSpec,
+        on_start: Callable[[int], None] | None = None,
+        *,
+        gate: Awaitable[None] | None = None,
+    ) -> ProcessResult: ...
 
     def recover(self, node_id: str) -> ProcessResult | None: ...
 
@@ -241,19 +252,42 @@ class Scheduler:
         await self.store.delete_workflow(record.uid)
 
     async def terminate(self, namespace: str, name: str, strategy: str = "Terminate") -> WorkflowRecord:
+        """Argo's shutdown: running steps are stopped and nothing new starts. ``Terminate`` ends the
+        workflow at once; ``Stop`` still runs exit handlers and hooks, then ends it."""
         record = await self.store.get_workflow(namespace, name)
         if record is None:
             raise WorkflowNotFound(namespace, name)
         run = self.runs.get(record.uid)
         if run is None or record.phase.done:
             return record
-        await self._kill_leaves(record.uid)
+        run.record.status["shutdown"] = strategy
+        await self._kill_leaves(record.uid, exit_handlers=strategy == "Terminate")
         stamp = self.clock()
+        message = f"Stopped with strategy '{strategy}'"
+        if strategy == "Terminate":
+            for node in list(run.nodes.values()):
+                if not node.phase.done:
+                    run.put(node.model_copy(update={"phase": NodePhase.FAILED, "message": message, "finished_at": stamp}))
+            await self._fail(run, WorkflowPhase.FAILED, message)
+            return run.record
         for node in list(run.nodes.values()):
-            if not node.phase.done:
-                run.put(node.model_copy(update={"phase": NodePhase.FAILED, "message": f"Stopped with strategy '{strategy}'", "finished_at": stamp}))
-        await self._fail(run, WorkflowPhase.FAILED, f"Stopped with strategy '{strategy}'")
+            if node.type.value == "Pod" and not node.phase.done and not self._in_exit_handler(run, node):
+                run.put(node.model_copy(update={"phase": NodePhase.FAILED, "message": message, "finished_at": stamp}))
+        await self.store.commit(run.record.uid, workflow={"status": run.record.status}, node_updates=run.take_dirty())
+        self._want(run.record.uid)
         return run.record
+
+    @staticmethod
+    def _in_exit_handler(run: WorkflowRun, node: NodeStatus) -> bool:
+        """Whether the node belongs to an exit handler or exit hook (they run on under Stop)."""
+        seen: set[str] = set()
+        current: NodeStatus | None = node
+        while current is not None and current.id not in seen:
+            if current.hooked or current.name.endswith(".onExit"):
+                return True
+            seen.add(current.id)
+            current = run.nodes.get(current.boundary_id) if current.boundary_id else None
+        return False
 
     async def _active(self, namespace: str, name: str) -> WorkflowRun:
         record = await self.store.get_workflow(namespace, name)
@@ -271,16 +305,46 @@ class Scheduler:
         await self.store.commit(run.record.uid, workflow={"status": run.record.status})
         return run.record
 
-    async def resume(self, namespace: str, name: str, *, node_filter: Callable[[NodeStatus], bool] | None = None) -> WorkflowRecord:
-        """Clear a workflow suspension and complete its active suspend nodes (all, or those matching)."""
+    async def resume(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        node_filter: Callable[[NodeStatus], bool] | None = None,
+        parameters: dict[str, str] | None = None,
+    ) -> WorkflowRecord:
+        """Clear a workflow suspension and complete its active suspend nodes (all, or those matching).
+
+        A suspend node's ``valueFrom.supplied`` outputs take ``parameters`` (or what an earlier
+        :meth:`set_node_outputs` supplied), else the input parameter of the same name; if one has
+        neither, nothing is resumed and :class:`InvalidNodeUpdate` says which.
+        """
         run = await self._active(namespace, name)
-        run.record.status.pop("suspended", None)
         stamp = self.clock()
+        finished = []
         for node in list(run.nodes.values()):
             if node.type.value == "Suspend" and node.phase == NodePhase.RUNNING and (node_filter is None or node_filter(node)):
-                run.put(node.model_copy(update={"phase": NodePhase.SUCCEEDED, "finished_at": stamp}))
+                outputs = supplied_outputs(node, run.template(node.template_name or ""), parameters or {}, final=True)
+                finished.append(node.model_copy(update={"phase": NodePhase.SUCCEEDED, "finished_at": stamp, "outputs": outputs}))
+        run.record.status.pop("suspended", None)
+        for node in finished:
+            run.put(node)
         await self.store.commit(run.record.uid, workflow={"status": run.record.status}, node_updates=run.take_dirty())
         self._want(run.record.uid)
+        return run.record
+
+    async def set_node_outputs(
+        self, namespace: str, name: str, *, node_filter: Callable[[NodeStatus], bool], parameters: dict[str, str]
+    ) -> WorkflowRecord:
+        """Argo's ``node set --output-parameter``: supply outputs of suspended nodes before resuming."""
+        run = await self._active(namespace, name)
+        matched = [n for n in run.nodes.values() if n.type.value == "Suspend" and n.phase == NodePhase.RUNNING and node_filter(n)]
+        if not matched:
+            raise InvalidNodeUpdate(f"workflow {namespace}/{name} has no suspended node matching the selector")
+        for node in matched:
+            outputs = supplied_outputs(node, run.template(node.template_name or ""), parameters, final=False)
+            run.put(node.model_copy(update={"outputs": outputs}))
+        await self.store.commit(run.record.uid, node_updates=run.take_dirty())
         return run.record
 
     async def retry(self, namespace: str, name: str) -> WorkflowRecord:
@@ -361,12 +425,13 @@ class Scheduler:
         ]:
             record.status["outputs"] = {"parameters": [{"name": k, "value": v} for k, v in run.global_outputs.items()]}
             changes["status"] = record.status
-        if root.phase.done and not record.phase.done:
-            phase = {NodePhase.SUCCEEDED: WorkflowPhase.SUCCEEDED, NodePhase.ERROR: WorkflowPhase.ERROR}.get(root.phase, WorkflowPhase.FAILED)
-            if root.phase in (NodePhase.SKIPPED, NodePhase.OMITTED):
-                phase = WorkflowPhase.SUCCEEDED
+        exit_node = operator.exit_node
+        finished = root.phase.done and (exit_node is None or exit_node.phase.done)
+        if finished and not record.phase.done:
+            outcome, message = workflow_outcome(root, exit_node)
+            phase = WorkflowPhase(outcome)
             record.phase, record.finished_at = phase, stamp
-            record.message = root.message if phase != WorkflowPhase.SUCCEEDED else None
+            record.message = message
             record.status["progress"] = progress(run.nodes)
             changes.update(phase=phase, finished_at=stamp, message=record.message, status=record.status)
             events.append(lifecycle_event(self.subjects, record, phase, run.nodes))
@@ -417,6 +482,10 @@ class Scheduler:
             self._settle(run, launch, recovered, None)
             return
         spec = process_spec(launch.node_id, launch.template)
+        if launch.deadline is not None:
+            spec = dataclasses.replace(
+                spec, deadline_seconds=launch.deadline - time.time(), deadline_message=launch.deadline_message
+            )
         try:
             result = await self.executor.run(spec, gate=asyncio.shield(committed))
         except asyncio.CancelledError:
@@ -456,11 +525,15 @@ class Scheduler:
         self._settled.setdefault(run.record.uid, []).append(launch.node_id)
         self._want(run.record.uid)
 
-    async def _kill_leaves(self, uid: str) -> None:
+    async def _kill_leaves(self, uid: str, *, exit_handlers: bool = True) -> None:
         run = self.runs.get(uid)
         if run is None:
             return
-        tasks = [t for nid, t in self._leaf_tasks.items() if nid in run.nodes]
+        tasks = [
+            t
+            for nid, t in self._leaf_tasks.items()
+            if nid in run.nodes and (exit_handlers or not self._in_exit_handler(run, run.nodes[nid]))
+        ]
         for task in tasks:
             task.cancel()
         if tasks:
@@ -476,6 +549,41 @@ class Scheduler:
         )
         self._publish_wake.set()
         self._forget(record.uid)
+
+
+def supplied_outputs(
+    node: NodeStatus, tmpl: Template | None, parameters: dict[str, str], *, final: bool
+) -> NodeOutputs | None:
+    """A suspend node's outputs with ``parameters`` supplied (checked against the names the template
+    declares as ``valueFrom.supplied`` and against the enum of the input of the same name). ``final``:
+    the node is being resumed, so every supplied output needs a value (else the input's)."""
+    declared = [p for p in ((tmpl.outputs.parameters or []) if tmpl is not None and tmpl.outputs else [])]
+    supplied = {p.name for p in declared if p.value_from is not None and p.value_from.supplied is not None}
+    unknown = sorted(set(parameters) - supplied)
+    if unknown:
+        raise InvalidNodeUpdate(
+            f"node {node.display_name}: {', '.join(unknown)} is not a supplied output parameter"
+            f" (supplied: {', '.join(sorted(supplied)) or 'none'})"
+        )
+    inputs = {p["name"]: p.get("value") for p in (node.inputs or {}).get("parameters", [])}
+    enums = {p.name: [str(e) for e in p.enum] for p in ((tmpl.inputs.parameters or []) if tmpl and tmpl.inputs else []) if p.enum}
+    have = {p.name: p.value for p in (node.outputs.parameters if node.outputs else [])}
+    values: list[OutputParameter] = []
+    for param in declared:
+        value = parameters.get(param.name, have.get(param.name))
+        if value is not None and param.name in enums and value not in enums[param.name]:
+            raise InvalidNodeUpdate(
+                f"node {node.display_name}: output parameter {param.name!r} value {value!r} is not one of"
+                f" [{', '.join(enums[param.name])}]"
+            )
+        if value is None and final and param.name in supplied:
+            value = inputs.get(param.name)
+            if value is None:
+                raise InvalidNodeUpdate(
+                    f"node {node.display_name}: output parameter {param.name!r} has not been set and does not have a default value"
+                )
+        values.append(OutputParameter(name=param.name, value=value))
+    return NodeOutputs(parameters=values) if values else node.outputs
 
 
 def data_dir_for(base: Path) -> Path:

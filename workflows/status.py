@@ -123,10 +123,16 @@ class NodeStatus(_Model):
     outputs: NodeOutputs | None = None
     children: list[str] = Field(default_factory=list)
     outbound_nodes: list[str] = Field(default_factory=list, alias="outboundNodes")
+    node_flag: dict[str, bool] | None = Field(default=None, alias="nodeFlag")  # {"hooked": true} on hook nodes
     # eventflow's own bookkeeping, kept beside Argo's fields (Argo clients ignore unknown keys).
     pid: int | None = None
     log_path: str | None = Field(default=None, alias="logPath")
     attempt: int = 0
+
+    @property
+    def hooked(self) -> bool:
+        """A lifecycle/exit hook's node: not an attempt, not aggregated, not a step's own work."""
+        return bool(self.node_flag and self.node_flag.get("hooked"))
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=False)

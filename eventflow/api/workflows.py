@@ -138,7 +138,16 @@ async def act_on_workflow(request: Request) -> JSONResponse:
             record = await scheduler.suspend(p["namespace"], p["name"])
         case "resume":
             selector = body.get("nodeFieldSelector") or ""
-            record = await scheduler.resume(p["namespace"], p["name"], node_filter=_node_filter(selector))
+            record = await scheduler.resume(
+                p["namespace"], p["name"], node_filter=_node_filter(selector), parameters=_output_parameters(body)
+            )
+        case "set":
+            selector = body.get("nodeFieldSelector") or ""
+            if not selector:
+                raise ApiError(400, "set: nodeFieldSelector is required")
+            record = await scheduler.set_node_outputs(
+                p["namespace"], p["name"], node_filter=_node_filter(selector), parameters=_output_parameters(body)
+            )
         case "retry":
             record = await scheduler.retry(p["namespace"], p["name"])
         case "resubmit":
@@ -147,6 +156,20 @@ async def act_on_workflow(request: Request) -> JSONResponse:
             raise ApiError(404, f"unknown workflow action {verb!r}")
     _, nodes = await scheduler.get(record.namespace, record.name)
     return JSONResponse(workflow_json(record, nodes))
+
+
+def _output_parameters(body: dict[str, Any]) -> dict[str, str]:
+    """Argo's ``outputParameters``: a JSON object (sent as a string) of parameter name -> value."""
+    raw = body.get("outputParameters")
+    if raw in (None, ""):
+        return {}
+    try:
+        values = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"outputParameters: not a JSON object: {exc}") from None
+    if not isinstance(values, dict):
+        raise ApiError(400, "outputParameters: not a JSON object of name -> value")
+    return {str(k): str(v) for k, v in values.items()}
 
 
 def _node_filter(selector: str) -> Any:
@@ -293,7 +316,7 @@ def routes() -> list[Route]:
         Route(wf + "/{name}/terminate", terminate_workflow, methods=["PUT"]),
         Route(wf + "/{name}/stop", terminate_workflow, methods=["PUT"]),
         Route(wf + "/{name}/log", workflow_log, methods=["GET"]),
-        *(Route(wf + "/{name}/" + verb, act_on_workflow, methods=["PUT"]) for verb in ("suspend", "resume", "retry", "resubmit")),
+        *(Route(wf + "/{name}/" + verb, act_on_workflow, methods=["PUT"]) for verb in ("suspend", "resume", "retry", "resubmit", "set")),
     ]
     for base in ("/api/v1/workflow-templates/{namespace}", "/api/v1/cluster-workflow-templates"):
         out += [

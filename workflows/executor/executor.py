@@ -104,15 +104,16 @@ class LocalExecutor:
         leftovers = kill_recorded_groups(self.work_dir)
         if leftovers:
             log.warning("killed %d node process group(s) left running by a previous run", leftovers)
-        reaper = self._reaper = Reaper(self.work_dir)
-        weakref.finalize(self, reaper.close)
-        install_shims(self._bin, self._host_path)
-        self._open_roots()
         self._cgroups = detect_cgroups()
         if self._cgroups is not None:
             weakref.finalize(self, self._cgroups.close)
         else:
             log.warning("no writable cgroup: memory limits use RLIMIT_AS; no CPU limit and no process cap")
+        bases = list(self._cgroups.bases.values()) if self._cgroups is not None else []
+        reaper = self._reaper = Reaper(self.work_dir, bases)
+        weakref.finalize(self, reaper.close)
+        install_shims(self._bin, self._host_path)
+        self._open_roots()
         self._ready = True
         log.info("local executor ready: %r", self)
 
@@ -274,6 +275,7 @@ class LocalExecutor:
         self.running += 1
         clock = time.monotonic()
         oom = False
+        timed_out = False
         reusable = False
         try:
             try:
@@ -281,7 +283,15 @@ class LocalExecutor:
                 if on_start is not None:
                     on_start(child.pid)
                 try:
-                    status = await asyncio.shield(child.exited)
+                    if spec.deadline_seconds is None:
+                        status = await asyncio.shield(child.exited)
+                    else:
+                        status = await asyncio.wait_for(asyncio.shield(child.exited), max(0.0, spec.deadline_seconds))
+                except TimeoutError:
+                    log.debug("node %s exceeded its deadline of %ss", spec.node_id, spec.deadline_seconds)
+                    timed_out = True
+                    await self._terminate(child, cgroup)
+                    status = child.exited.result() if child.exited.done() else -signal.SIGKILL
                 except asyncio.CancelledError:
                     await self._terminate(child, cgroup)
                     raise
@@ -310,7 +320,13 @@ class LocalExecutor:
                     result=started.capture.result(),
                     log_path=view.dirs.log,
                     outputs={path: read_output(view.resolve(path)) for path in spec.output_paths},
-                    error=f"OOMKilled (exit code {exit_code})" if oom and status == -signal.SIGKILL else None,
+                    error=(
+                        spec.deadline_message
+                        if timed_out
+                        else f"OOMKilled (exit code {exit_code})"
+                        if oom and status == -signal.SIGKILL
+                        else None
+                    ),
                     started_at=started_at,
                     finished_at=_now(),
                 ),

@@ -3,11 +3,13 @@
 A small helper process, started once, holds the read end of a pipe whose write end only the service
 has. The executor tells it each node's process group as the node starts and ends (one short line
 on the pipe: no file is written on the node's hot path). When the service dies, the kernel closes
-the pipe, the helper reads EOF and kills every group it still tracks. A group is identified with its
+the pipe, the helper reads EOF and kills every group it still tracks, and every process in the
+executor's node cgroups (which covers a node spawned a moment before it could be reported). A group is identified with its
 leader's start time, so a reused pid is never mistaken for it.
 
-The helper also keeps what it tracks in ``<work dir>/.groups`` (rewritten after each burst of
-lines), and an executor sweeps the groups listed there when it starts: that covers a helper that
+The helper also keeps what it tracks in ``<work dir>/.groups-<helper pid>`` (rewritten after each
+burst of lines; its own file, so a helper still finishing for a dead service never removes the next
+one's), and an executor sweeps the groups listed in any such file when it starts: that covers a helper that
 died together with its service. A step that was running is then re-run or marked lost by the
 scheduler; it does not carry on unobserved next to its re-run.
 """
@@ -28,7 +30,7 @@ GROUPS_FILE = ".groups"
 # Runs as ``python -c``; kept free of imports from this package so it starts fast and alone.
 _HELPER = r"""
 import os, signal, sys
-state = os.path.join(sys.argv[1], ".groups")
+state = os.path.join(sys.argv[1], f".groups-{os.getpid()}")
 groups, pending = {}, b""
 
 def save():
@@ -58,6 +60,24 @@ for pid, started in groups.items():
                 os.killpg(int(pid), signal.SIGKILL)
     except (OSError, ValueError, IndexError):
         pass
+# Every process in a node cgroup, too: a node spawned just before the service died may not have been
+# reported yet, but it began life in its cgroup.
+for base in sys.argv[2:]:
+    try:
+        names = os.listdir(base)
+    except OSError:
+        continue
+    for name in names:
+        try:
+            with open(os.path.join(base, name, "cgroup.procs")) as fh:
+                pids = fh.read().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
 try:
     os.unlink(state)
 except OSError:
@@ -77,27 +97,31 @@ def start_time(pid: int) -> str | None:
 def kill_recorded_groups(work_dir: Path) -> int:
     """Kill the groups a dead helper left recorded that are still the same processes; returns how many."""
     killed = 0
-    path = work_dir / GROUPS_FILE
-    with contextlib.suppress(OSError):
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(OSError, ValueError):
-                pid_text, started = line.split()
-                if start_time(int(pid_text)) == started:
-                    os.killpg(int(pid_text), signal.SIGKILL)
-                    killed += 1
-        path.unlink()
+    for path in work_dir.glob(f"{GROUPS_FILE}-*"):
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                with contextlib.suppress(OSError, ValueError):
+                    pid_text, started = line.split()
+                    if start_time(int(pid_text)) == started:
+                        os.killpg(int(pid_text), signal.SIGKILL)
+                        killed += 1
+            if not path.name.endswith(".tmp"):
+                helper = path.name.rsplit("-", 1)[1]
+                if helper.isdigit() and Path(f"/proc/{helper}").exists():
+                    continue  # a live helper (of a service still running here) keeps its record
+            path.unlink()
     return killed
 
 
 class Reaper:
     """The helper process; :meth:`close` ends it (and with it any group still tracked)."""
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, cgroup_bases: list[Path] | None = None) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         if not Path("/proc/self/stat").exists():
             return  # no /proc (not Linux): nothing to check start times against
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _HELPER, str(work_dir)],
+            [sys.executable, "-c", _HELPER, str(work_dir), *(str(base) for base in cgroup_bases or [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -31,6 +31,10 @@ class ProcessSpec:
     memory_limit_bytes: int | None = None
     cpu_limit: float | None = None
     max_processes: int | None = 512
+    # Seconds from the spawn after which the node is stopped (SIGTERM, then SIGKILL after the grace
+    # period) and reported with ``deadline_message`` as its error.
+    deadline_seconds: float | None = None
+    deadline_message: str = "Pod was active on the node longer than the specified deadline"
 
 
 @dataclass(frozen=True)

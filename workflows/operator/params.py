@@ -17,9 +17,18 @@ class InputError(ValueError):
 
 
 def resolve_inputs(
-    template: Template, arguments: Arguments | None, scope: dict[str, Any], config_maps: dict[str, dict[str, str]] | None = None
+    template: Template,
+    arguments: Arguments | None,
+    scope: dict[str, Any],
+    config_maps: dict[str, dict[str, str]] | None = None,
+    *,
+    lenient: bool = False,
 ) -> dict[str, str]:
-    """Argo's parameter binding: argument value, else the input's value or ConfigMap key, else its default."""
+    """Argo's parameter binding: argument value, else the input's value or ConfigMap key, else its default.
+
+    ``lenient`` (exit hooks): a reference to a missing output stays as written, as Argo resolves
+    hook arguments with unresolved references allowed.
+    """
     supplied = {p.name: p for p in (arguments.parameters or [])} if arguments else {}
     values: dict[str, str] = {}
     for param in (template.inputs.parameters or []) if template.inputs else []:
@@ -43,7 +52,7 @@ def resolve_inputs(
         if raw is None:
             raise InputError(f"inputs.parameters.{param.name} was not supplied")
         value = substitute(raw, scope, strict=False)
-        if "{{" in value and _refers_to_outputs(value):
+        if "{{" in value and not lenient and _refers_to_outputs(value):
             # A reference to the output of a skipped/omitted node: Argo falls back to the
             # input's own default, and fails the call when there is none.
             if param.default is None:

@@ -11,7 +11,34 @@ from workflows.models import Template, Workflow
 from workflows.status import NodeStatus, node_id
 from workflows.store import WorkflowRecord
 
-__all__ = ["WorkflowRun"]
+__all__ = ["WorkflowRun", "with_defaults"]
+
+# Fields that make a template what it is: templateDefaults supplies only the one the template has.
+_TYPE_FIELDS = ("container", "script", "containerSet", "steps", "dag", "suspend", "resource", "http", "plugin", "data")
+
+
+def with_defaults(tmpl: Template, defaults: Template | None) -> Template:
+    """Argo's templateDefaults: the template's own fields win, nested objects merge key by key;
+    a default type field (say ``container``) applies only to templates of that type."""
+    if defaults is None:
+        return tmpl
+    base = defaults.model_dump(by_alias=True, exclude_none=True)
+    base.pop("name", None)
+    own = tmpl.model_dump(by_alias=True, exclude_none=True)
+    for key in _TYPE_FIELDS:
+        if key in base and key not in own:
+            del base[key]
+    return Template.model_validate(_merge(base, own))
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 @dataclass
@@ -28,6 +55,7 @@ class WorkflowRun:
     # only read once the group node itself is done, which it then stays for this run.
     group_scopes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _ids: dict[str, str] = field(default_factory=dict, repr=False)
+    _templates: dict[str, Template] = field(default_factory=dict, repr=False)
     _children: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     @property
@@ -65,10 +93,40 @@ class WorkflowRun:
         return changed
 
     def template(self, name: str) -> Template | None:
-        for tmpl in self.workflow.spec.templates or []:
-            if tmpl.name == name:
-                return tmpl
-        return None
+        """``spec.templates[name]`` with ``spec.templateDefaults`` applied."""
+        found = self._templates.get(name)
+        if found is None:
+            for tmpl in self.workflow.spec.templates or []:
+                if tmpl.name == name:
+                    found = self._templates[name] = with_defaults(tmpl, self.workflow.spec.template_defaults)
+                    break
+        return found
+
+    def stored_template(self, key: str) -> Template | None:
+        """A stored (WorkflowTemplate) template with this workflow's ``templateDefaults`` applied."""
+        found = self._templates.get(f"stored:{key}")
+        if found is None and key in self.stored_templates:
+            found = self._templates[f"stored:{key}"] = with_defaults(
+                self.stored_templates[key], self.workflow.spec.template_defaults
+            )
+        return found
+
+    def failures_json(self) -> str:
+        """``workflow.failures``: Argo's JSON list of the failed and errored pods."""
+        return json.dumps(
+            [
+                {
+                    "displayName": n.display_name,
+                    "message": n.message or "",
+                    "templateName": n.template_name or "",
+                    "phase": n.phase.value,
+                    "podName": n.id,
+                    "finishedAt": n.finished_at.strftime("%Y-%m-%dT%H:%M:%SZ") if n.finished_at else "",
+                }
+                for n in self.nodes.values()
+                if n.type.value == "Pod" and n.phase.value in ("Failed", "Error")
+            ]
+        )
 
     def parameters(self) -> dict[str, str]:
         args = self.workflow.spec.arguments
@@ -93,20 +151,7 @@ class WorkflowRun:
             "workflow.labels.json": json.dumps(rec.labels),
             "workflow.annotations.json": json.dumps(rec.annotations),
             "workflow.status": rec.phase.value,
-            "workflow.failures": json.dumps(
-                [
-                    {
-                        "displayName": n.display_name,
-                        "message": n.message or "",
-                        "templateName": n.template_name or "",
-                        "phase": n.phase.value,
-                        "podName": n.id,
-                        "finishedAt": n.finished_at.strftime("%Y-%m-%dT%H:%M:%SZ") if n.finished_at else "",
-                    }
-                    for n in self.nodes.values()
-                    if n.type.value == "Pod" and n.phase.value in ("Failed", "Error")
-                ]
-            ),
+            "workflow.failures": self.failures_json(),
         }
         for key, value in params.items():
             scope[f"workflow.parameters.{key}"] = value

@@ -23,7 +23,7 @@ from workflows.expressions import (
     substitute,
     substitute_obj,
 )
-from workflows.models import Arguments, DAGTask, RetryStrategy, Template, TemplateType, WorkflowStep
+from workflows.models import Arguments, DAGTask, LifecycleHook, RetryStrategy, Template, TemplateType, WorkflowStep
 from workflows.operator.items import ExpandError, Item, expand, item_scope
 from workflows.operator.params import (
     InputError,
@@ -33,15 +33,20 @@ from workflows.operator.params import (
     resolve_inputs,
     template_output_parameters,
 )
-from workflows.operator.retries import decide
+from workflows.operator.retries import RetryDecision, decide
 from workflows.operator.state import WorkflowRun
 from workflows.durations import parse_duration
 from workflows.status import NodeOutputs, NodePhase, NodeStatus, NodeType, OutputParameter, node_id
 
-__all__ = ["FAIL_FAST_MESSAGE", "Launch", "Operator"]
+__all__ = ["DEADLINE_MESSAGE", "FAIL_FAST_MESSAGE", "Launch", "Operator", "workflow_outcome"]
 
 FAIL_FAST_MESSAGE = "template has failed or errored children and failFast enabled"
 DISPLAY_NAME_ANNOTATION = "workflows.argoproj.io/display-name"
+# Argo's messages: a pod past its activeDeadlineSeconds (the kubelet's words), and a node the
+# controller fails because its template timeout or the workflow's deadline passed.
+POD_DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+DEADLINE_MESSAGE = "Step exceeded its deadline"
+HOOKED = {"hooked": True}
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,9 @@ class Launch:
 
     node_id: str
     template: Template
+    # Epoch seconds at which the process is stopped and the node failed with ``deadline_message``.
+    deadline: float | None = None
+    deadline_message: str = POD_DEADLINE_MESSAGE
 
 
 _TYPE_OF = {
@@ -75,18 +83,96 @@ class Operator:
         self._slots = None if not limit else max(0, limit - running)
         self._now = clock()
         self._global = run.global_scope(self._now)
+        rec = run.record
+        ads = run.workflow.spec.active_deadline_seconds
+        start = rec.started_at or self._now
+        self._deadline = start.timestamp() + ads if ads is not None else None
+        # Stop/Terminate (``argo stop``): nothing new starts except exit handlers (Stop only).
+        self._shutdown: str | None = rec.status.get("shutdown")
+        self._exit_depth = 0  # > 0 while walking an exit handler or exit hook
+        self.exit_node: NodeStatus | None = None
         # step name -> (node, fan-out children) seen in this walk, for the steps.<name> scope
         self._recorded: dict[tuple[str, str], tuple[NodeStatus, list[NodeStatus] | None]] = {}
 
     # -- entry ------------------------------------------------------------------------------
 
     def walk(self) -> NodeStatus:
-        """Advance the workflow as far as it can go now; returns the root node."""
+        """Advance the workflow as far as it can go now; returns the root node.
+
+        Once the root is done, the workflow's exit handler (``spec.onExit`` / ``spec.hooks.exit``)
+        runs as ``<name>.onExit`` with ``workflow.status`` set; it is left in :attr:`exit_node`.
+        """
         spec = self.run.workflow.spec
+        if self._deadline is not None and self._now.timestamp() < self._deadline:
+            self._wake(self._deadline)
         entry = self.run.template(spec.entrypoint or "")
         if entry is None:
-            return self._error(self.run.name, self.run.name, NodeType.POD, None, f"entrypoint template '{spec.entrypoint}' not found")
-        return self._execute(self.run.name, self.run.name, entry, spec.arguments, self._global, None, None)
+            root = self._error(self.run.name, self.run.name, NodeType.POD, None, f"entrypoint template '{spec.entrypoint}' not found")
+        else:
+            root = self._execute(self.run.name, self.run.name, entry, spec.arguments, self._global, None, None)
+        hook = _exit_hook(spec.hooks, spec.on_exit)
+        if root.phase.done and hook is not None and self._shutdown != "Terminate":
+            phase, _ = workflow_outcome(root, None)
+            self._global["workflow.status"] = phase
+            self._global["workflow.failures"] = self.run.failures_json()
+            self.exit_node = self._run_hook(hook, f"{self.run.name}.onExit", f"{self.run.name}.onExit", None, None, {})
+        return root
+
+    def _wake(self, at: float) -> None:
+        self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+
+    def _deadline_passed(self) -> bool:
+        return self._exit_depth == 0 and self._deadline is not None and self._now.timestamp() >= self._deadline
+
+    def _stopping(self) -> bool:
+        """Shut down: nothing new starts, except (under Stop) exit handlers."""
+        return self._shutdown is not None and (self._exit_depth == 0 or self._shutdown == "Terminate")
+
+    # -- exit handlers ----------------------------------------------------------------------
+
+    def _run_hook(
+        self,
+        hook: LifecycleHook,
+        name: str,
+        display: str,
+        boundary: str | None,
+        context: str | None,
+        outputs_scope: dict[str, Any],
+    ) -> NodeStatus:
+        """Argo's runOnExitNode: arguments resolved against the hooked node's outputs (unresolved
+        references stay as written), then the hook's template runs as node ``name``."""
+        args = hook.arguments
+        if args is not None:
+            body = args.model_dump(by_alias=True, exclude_none=True)
+            try:
+                args = Arguments.model_validate(substitute_obj(body, {**self._global, **outputs_scope}, strict=False))
+            except (ExpressionError, ValueError) as exc:
+                return self._error(name, display, NodeType.POD, boundary, f"failed to resolve exit hook arguments: {exc}")
+        call = WorkflowStep(name=display, template=hook.template, templateRef=hook.template_ref, arguments=args)
+        tmpl, inner = self._resolve(call, context)
+        if isinstance(tmpl, str):
+            return self._error(name, display, NodeType.POD, boundary, tmpl)
+        self._exit_depth += 1
+        try:
+            return self._execute(name, display, tmpl, args, self._global, boundary, inner, lenient=True)
+        finally:
+            self._exit_depth -= 1
+
+    def _step_exit_hook(
+        self, hooked: NodeStatus, step: WorkflowStep, prefix: str, boundary: str | None, context: str | None
+    ) -> NodeStatus | None:
+        """The exit hook of a finished step or task (``hooks.exit``, or the older ``onExit``), run
+        once ``hooked`` is done as its child ``<name>.onExit``; None when the step has none."""
+        hook = _exit_hook(step.hooks, step.on_exit)
+        if hook is None or not hooked.phase.done or self._shutdown == "Terminate":
+            return None
+        exit_node = self._run_hook(
+            hook, f"{hooked.name}.onExit", f"{hooked.display_name}.onExit", boundary, context, node_scope(prefix, hooked, None)
+        )
+        if not exit_node.hooked:
+            exit_node = self.run.put(exit_node.model_copy(update={"node_flag": HOOKED}))
+        self._attach(self.run.nodes[hooked.id], exit_node)
+        return exit_node
 
     # -- nodes ------------------------------------------------------------------------------
 
@@ -129,11 +215,11 @@ class Operator:
         if step.template_ref is not None:
             ref = step.template_ref
             ctx = f"{'cluster' if ref.cluster_scope else self.run.record.namespace}/{ref.name}"
-            found = self.run.stored_templates.get(f"{ctx}/{ref.template}")
+            found = self.run.stored_template(f"{ctx}/{ref.template}")
             kind = "ClusterWorkflowTemplate" if ref.cluster_scope else "WorkflowTemplate"
             return (found or f"template '{ref.template}' of {kind} '{ref.name}' not found"), ctx
         if context is not None:
-            found = self.run.stored_templates.get(f"{context}/{step.template}")
+            found = self.run.stored_template(f"{context}/{step.template}")
         else:
             found = self.run.template(step.template or "")
         return (found or f"template '{step.template}' not found"), context
@@ -148,17 +234,21 @@ class Operator:
         boundary: str | None,
         context: str | None,
         attempt: int | None = None,
+        *,
+        lenient: bool = False,
     ) -> NodeStatus:
         node = self.run.node(name)
         if node is not None and (node.phase.done or node.id in self.launched):
             return node  # finished, or a leaf whose process is running
         strategy = tmpl.retry_strategy or (self.run.workflow.spec.retry_strategy if tmpl.is_leaf else None)
         if strategy is not None and attempt is None:
-            return self._retry(name, display, tmpl, strategy, arguments, caller_scope, boundary, context)
+            return self._retry(name, display, tmpl, strategy, arguments, caller_scope, boundary, context, lenient)
         kind = tmpl.type
         if node is None:
             try:
-                values = resolve_inputs(tmpl, arguments, caller_scope, self.run.record.status.get("configMaps"))
+                values = resolve_inputs(
+                    tmpl, arguments, caller_scope, self.run.record.status.get("configMaps"), lenient=lenient
+                )
             except (InputError, ExpressionError) as exc:
                 return self._error(name, display, _TYPE_OF.get(kind, NodeType.POD) if kind else NodeType.POD, boundary, str(exc))
             inputs = {"parameters": [{"name": k, "value": v} for k, v in values.items()]} if values else None
@@ -184,7 +274,13 @@ class Operator:
                 return self._finish(node, NodePhase.ERROR, f"{kind.value} templates are not supported yet")
 
     def _leaf(self, node: NodeStatus, tmpl: Template, scope: dict[str, Any]) -> NodeStatus:
-        if node.id in self.launched or self.run.suspended:
+        if node.id in self.launched:
+            return node
+        if self._stopping():
+            return self._finish(node, NodePhase.FAILED, f"Stopped with strategy '{self._shutdown}'")
+        if self._deadline_passed():
+            return self._finish(node, NodePhase.FAILED, DEADLINE_MESSAGE)
+        if self.run.suspended:
             return node  # a suspended workflow starts nothing new; running steps finish
         if self._slots is not None:
             if self._slots == 0:
@@ -196,11 +292,38 @@ class Operator:
             resolved = Template.model_validate(substitute_obj(body, leaf_scope, strict=False))
         except (ExpressionError, ValueError) as exc:
             return self._finish(node, NodePhase.ERROR, f"failed to resolve template: {exc}")
+        try:
+            deadline, message = self._leaf_deadline(node, resolved)
+        except ValueError as exc:
+            return self._finish(node, NodePhase.ERROR, str(exc))
+        if deadline is not None and self._now.timestamp() >= deadline and message == DEADLINE_MESSAGE:
+            return self._finish(node, NodePhase.FAILED, message)
         self.launched.add(node.id)
-        self.launches.append(Launch(node.id, resolved))
+        self.launches.append(Launch(node.id, resolved, deadline, message))
         return node
 
+    def _leaf_deadline(self, node: NodeStatus, tmpl: Template) -> tuple[float | None, str]:
+        """When the leaf must be stopped: its template's ``timeout`` (from the node's start, so time
+        spent waiting counts, as in Argo) or ``activeDeadlineSeconds`` (from now, the process start),
+        and the workflow's deadline; the earliest wins."""
+        now = self._now.timestamp()
+        found: list[tuple[float, str]] = []
+        if tmpl.timeout:
+            begun = (node.started_at or self._now).timestamp()
+            found.append((begun + parse_duration(str(tmpl.timeout)), DEADLINE_MESSAGE))
+        if tmpl.active_deadline_seconds is not None:
+            found.append((now + parse_duration(str(tmpl.active_deadline_seconds)), POD_DEADLINE_MESSAGE))
+        if self._deadline is not None and self._exit_depth == 0:
+            found.append((self._deadline, POD_DEADLINE_MESSAGE))
+        if not found:
+            return None, POD_DEADLINE_MESSAGE
+        return min(found)
+
     def _suspend(self, node: NodeStatus, tmpl: Template) -> NodeStatus:
+        if self._stopping():
+            return self._finish(node, NodePhase.FAILED, f"Stopped with strategy '{self._shutdown}'")
+        if self._deadline_passed():
+            return self._finish(node, NodePhase.FAILED, DEADLINE_MESSAGE)
         if node.phase == NodePhase.PENDING:
             node = self.run.put(node.model_copy(update={"phase": NodePhase.RUNNING}))
         duration = tmpl.suspend.duration if tmpl.suspend else None
@@ -225,13 +348,16 @@ class Operator:
         caller_scope: dict[str, Any],
         boundary: str | None,
         context: str | None,
+        lenient: bool = False,
     ) -> NodeStatus:
         """A Retry node whose children are the attempts ``name(0)``, ``name(1)``..."""
         node = self.run.node(name) or self._new(name, display, NodeType.RETRY, tmpl.name, boundary, phase=NodePhase.RUNNING)
-        attempts = [self.run.nodes[c] for c in node.children if c in self.run.nodes]
+        attempts = [self.run.nodes[c] for c in node.children if c in self.run.nodes and not self.run.nodes[c].hooked]
         last = attempts[-1] if attempts else None
         if last is not None and not last.phase.done:
-            last = self._execute(last.name, last.display_name, tmpl, arguments, caller_scope, node.id, context, len(attempts) - 1)
+            last = self._execute(
+                last.name, last.display_name, tmpl, arguments, caller_scope, node.id, context, len(attempts) - 1, lenient=lenient
+            )
             attempts[-1] = last
             if not last.phase.done:
                 return self.run.nodes[node.id]
@@ -241,6 +367,8 @@ class Operator:
                 return self._finish(self.run.put(done), last.phase)
             values = {p["name"]: p["value"] for p in (last.inputs or {}).get("parameters", [])}
             decision = decide(strategy, attempts, {**self._global, **inputs_scope(values)}, self._now)
+            if decision.retry and (self._stopping() or self._deadline_passed()):
+                decision = RetryDecision(False, message=last.message)  # Argo abandons retries then
             if not decision.retry:
                 done = node.model_copy(update={"outputs": last.outputs})
                 return self._finish(self.run.put(done), last.phase, decision.message)
@@ -252,7 +380,9 @@ class Operator:
                     node = self.run.put(node.model_copy(update={"message": wait_msg}))
                 return node
         index = len(attempts)
-        child = self._execute(f"{name}({index})", f"{display}({index})", tmpl, arguments, caller_scope, node.id, context, index)
+        child = self._execute(
+            f"{name}({index})", f"{display}({index})", tmpl, arguments, caller_scope, node.id, context, index, lenient=lenient
+        )
         node = self._attach(self.run.nodes[node.id], child)
         if node.message:
             node = self.run.put(node.model_copy(update={"message": None}))
@@ -290,12 +420,15 @@ class Operator:
         # Walk every step even when the group is done: their nodes exist, and walking them
         # rebuilds the steps.<name> scope that later groups and outputs read.
         results: list[tuple[WorkflowStep, NodeStatus]] = []
+        hooks_done = True
         for step in group:
             head, kids = self._run_step(node, step, scope, parent.id, context)
             for child in kids if kids is not None else [head]:
                 results.append((step, child))
                 node = self._attach(self.run.nodes[node.id], child)
-        if not all(child.phase.done for _, child in results):
+                hook = self._step_exit_hook(child, step, f"steps.{step.name}", parent.id, context)
+                hooks_done = hooks_done and (hook is None or hook.phase.done)
+        if not hooks_done or not all(child.phase.done for _, child in results):
             return self.run.nodes[node.id]
         added: dict[str, Any] = {}
         for step in group:
@@ -395,6 +528,7 @@ class _DagWalk:
     def __init__(self, op: Operator, node: NodeStatus, tasks: dict[str, DAGTask], scope: dict[str, Any], context: str | None) -> None:
         self.op, self.node, self.tasks, self.scope, self.context = op, node, tasks, scope, context
         self.visited: set[str] = set()
+        self.hooks: dict[str, NodeStatus] = {}
 
     def task_node(self, name: str) -> NodeStatus | None:
         return self.op.run.node(f"{self.node.name}.{name}")
@@ -409,7 +543,7 @@ class _DagWalk:
 
     def state(self, name: str) -> TaskState | None:
         node = self.task_node(name)
-        if node is None or not node.phase.done:
+        if node is None or not node.phase.done or self.hooks_pending(name):
             return None
         task = self.tasks[name]
         kids = self._kids(node)
@@ -429,9 +563,10 @@ class _DagWalk:
         for dep in self.deps(name):
             self._add_scope(dep)
         node = self.task_node(name)
-        if node is not None and node.phase.done:
-            return
         task = self.tasks[name]
+        if node is not None and node.phase.done:
+            self._hook(task, node)
+            return
         if node is None:
             clause = parse_depends(task.depends) if task.depends else from_dependencies(task.dependencies or [])
             states = {d: st for d in clause.tasks() if (st := self.state(d)) is not None}
@@ -446,6 +581,23 @@ class _DagWalk:
                 self.op._attach(self.op.run.nodes[self.node.id], omitted)
                 return
         self._run(task)
+        node = self.task_node(name)
+        if node is not None and node.phase.done:
+            self._hook(task, node)
+
+    def _hook(self, task: DAGTask, node: NodeStatus) -> NodeStatus | None:
+        hook = self.op._step_exit_hook(node, task, f"tasks.{task.name}", self.node.id, self.context)
+        if hook is not None:
+            self.hooks[task.name] = hook
+        return hook
+
+    def hooks_pending(self, name: str) -> bool:
+        """A task's exit hook still runs: its dependents and the DAG wait for it (as in Argo)."""
+        task = self.tasks.get(name)
+        if task is None or _exit_hook(task.hooks, task.on_exit) is None:
+            return False
+        hook = self.hooks.get(name)
+        return hook is None or not hook.phase.done
 
     def _add_scope(self, name: str) -> None:
         node = self.task_node(name)
@@ -499,6 +651,10 @@ class _DagWalk:
             child = self.op.run.nodes.get(child_id)
             if child is not None and not child.phase.done:
                 return NodePhase.RUNNING
+        for name in self.tasks:
+            node = self.task_node(name)
+            if node is not None and node.phase.done and self.hooks_pending(name):
+                return NodePhase.RUNNING
         memo: dict[str, NodePhase | None] = {}
         result = NodePhase.SUCCEEDED
         for name in targets:
@@ -517,6 +673,24 @@ class _DagWalk:
             for name in self.tasks:
                 self._add_scope(name)
         return result
+
+
+def _exit_hook(hooks: dict[str, LifecycleHook] | None, on_exit: str | None) -> LifecycleHook | None:
+    """``hooks.exit``, else the older ``onExit: <template>``."""
+    if hooks and "exit" in hooks:
+        return hooks["exit"]
+    return LifecycleHook(template=on_exit) if on_exit else None
+
+
+def workflow_outcome(root: NodeStatus, exit_node: NodeStatus | None) -> tuple[str, str | None]:
+    """The workflow's phase and message from its root and exit handler (both done), as Argo: the
+    root decides, except that a failed exit handler fails a workflow whose root succeeded."""
+    phase = {NodePhase.ERROR: "Error", NodePhase.FAILED: "Failed"}.get(root.phase, "Succeeded")
+    if phase != "Succeeded":
+        return phase, root.message
+    if exit_node is not None and exit_node.phase in (NodePhase.FAILED, NodePhase.ERROR):
+        return ("Error" if exit_node.phase == NodePhase.ERROR else "Failed"), exit_node.message
+    return phase, None
 
 
 def _continues(step: WorkflowStep, phase: NodePhase) -> bool:

@@ -89,7 +89,7 @@ def test_reaper_kills_running_nodes_when_the_service_dies(tmp_path: Path) -> Non
     import time
 
     script = tmp_path / "service.py"
-    pidfile = tmp_path / "work" / ".groups"  # the reaper's record of the groups it would kill
+    records = tmp_path / "work"  # the reaper keeps the groups it would kill in .groups-<its pid>
     script.write_text(
         "import asyncio, sys\n"
         "from pathlib import Path\n"
@@ -104,10 +104,14 @@ def test_reaper_kills_running_nodes_when_the_service_dies(tmp_path: Path) -> Non
     service = subprocess.Popen([sys.executable, str(script)], cwd=repo, env={**__import__("os").environ, "PYTHONPATH": str(repo)})
     try:
         deadline = time.monotonic() + 20
-        while not (pidfile.exists() and pidfile.read_text().strip()):
+        def recorded() -> str:
+            files = list(records.glob(".groups-*")) if records.exists() else []
+            return "".join(f.read_text() for f in files if not f.name.endswith(".tmp"))
+
+        while not recorded().strip():
             assert time.monotonic() < deadline, "node did not start"
             time.sleep(0.02)
-        node_pid = int(pidfile.read_text().split()[0])
+        node_pid = int(recorded().split()[0])
         service.kill()
         service.wait(timeout=10)
         deadline = time.monotonic() + 5

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.poll import eventually
 from tests.workflows.suite.harness import SUITE_FILE, Entry, check, load_fixtures, load_suite, unsupported, workflow_of
+from workflows.status import NodePhase, NodeStatus
 from workflows.executor import LocalExecutor
 from workflows.scheduler import Scheduler
 from workflows.store import WorkflowStore
@@ -61,6 +63,7 @@ async def test_suite_example_reaches_expected_outcome(entry: Entry, scheduler: S
     for _ in range(attempts):
         record = await scheduler.submit(workflow_of(entry), file=entry.file)
         timeout = float(entry.raw.get("max_seconds") or 60)
+        await drive(scheduler, entry, record.namespace, record.name, timeout)
         final = await scheduler.wait_done(record.namespace, record.name, timeout)
         assert final.phase.done, f"{entry.id}: still {final.phase.value} after {timeout:.0f}s"
         _, nodes = await scheduler.get(record.namespace, record.name)
@@ -73,3 +76,33 @@ async def test_suite_example_reaches_expected_outcome(entry: Entry, scheduler: S
     if min_seconds and final.started_at and final.finished_at:
         took = (final.finished_at - final.started_at).total_seconds()
         assert took >= float(min_seconds) - 1, f"{entry.id}: finished in {took:.1f}s, expected >= {min_seconds}s"
+
+
+async def drive(scheduler: Scheduler, entry: Entry, namespace: str, name: str, timeout: float) -> None:
+    """SUITE.yaml's drivers: ``stop`` once a pod runs; ``node-set:<node>.<param>=<value>`` then
+    ``resume`` once a suspend node waits."""
+
+    async def first(kind: str) -> NodeStatus | None:
+        _, nodes = await scheduler.get(namespace, name)
+        return next((n for n in nodes.values() if n.type.value == kind and n.phase == NodePhase.RUNNING), None)
+
+    needs = entry.needs
+    if "stop" in needs:
+        async def pod_running() -> bool:
+            return await first("Pod") is not None
+
+        await eventually(pod_running, timeout=timeout, what="a running pod to stop")
+        await scheduler.terminate(namespace, name, "Stop")
+    if "resume" in needs:
+        async def suspended() -> bool:
+            return await first("Suspend") is not None
+
+        await eventually(suspended, timeout=timeout, what="a suspend node to resume")
+        for need in needs:
+            if need.startswith("node-set:"):
+                target, _, value = need.split(":", 1)[1].partition("=")
+                node_name, _, param = target.partition(".")
+                await scheduler.set_node_outputs(
+                    namespace, name, node_filter=lambda n, d=node_name: n.display_name == d, parameters={param: value}
+                )
+        await scheduler.resume(namespace, name)
