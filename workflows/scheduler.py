@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,7 @@ from workflows.operator.state import WorkflowRun
 from workflows.quantities import parse_cpu, parse_memory
 from workflows.operator.walker import Launch, Operator, leaf_outputs, workflow_outcome
 from workflows.status import NodeOutputs, NodePhase, NodeStatus, OutputParameter, WorkflowPhase, now
-from workflows.store import WorkflowRecord, WorkflowStore
+from workflows.store import ResourceRecord, WorkflowRecord, WorkflowStore
 from workflows.submit import SubmitOptions, prepare
 
 __all__ = ["InvalidNodeUpdate", "Scheduler", "WorkflowNotActive", "WorkflowNotFound"]
@@ -53,6 +54,9 @@ class WorkflowNotActive(ValueError):
     def __init__(self, namespace: str, name: str, phase: str, *, verb: str = "changed") -> None:
         self.namespace, self.name, self.phase = namespace, name, phase
         super().__init__(f"workflow {namespace}/{name} is {phase} and cannot be {verb}")
+
+
+MEMO_LABEL = "workflows.argoproj.io/configmap-type"
 
 
 class InvalidNodeUpdate(ValueError):
@@ -200,12 +204,48 @@ class Scheduler:
         run = WorkflowRun(record=record, workflow=workflow, nodes=nodes, stored_templates=stored)
         for param in (record.status.get("outputs") or {}).get("parameters", []):
             run.global_outputs[param["name"]] = param.get("value")
+        run.memo = await self._load_memo(record.namespace, [*(workflow.spec.templates or []), *stored.values()])
         self.runs[record.uid] = run
         self._launched[record.uid] = set()
         if recovering:
             self._recover_leaves(run)
         self._want(record.uid)
         return run
+
+    async def _load_memo(self, namespace: str, templates: list[Template]) -> dict[str, dict[str, dict[str, Any]]]:
+        """The memoization caches the templates use: Argo's cache ConfigMaps, one JSON entry per key."""
+        memo: dict[str, dict[str, dict[str, Any]]] = {}
+        for tmpl in templates:
+            if tmpl.memoize is None or tmpl.memoize.cache is None:
+                continue
+            name = tmpl.memoize.cache.config_map.name
+            if name in memo:
+                continue
+            record = await self.store.get_resource("ConfigMap", namespace, name)
+            entries: dict[str, dict[str, Any]] = {}
+            for key, text in ((record.manifest.get("data") or {}) if record else {}).items():
+                with contextlib.suppress(ValueError, TypeError):
+                    entries[key] = json.loads(text)
+            memo[name] = entries
+        return memo
+
+    async def _save_memo(self, run: WorkflowRun) -> None:
+        """Store the cache entries the walk added (after the commit: a cache is only a shortcut)."""
+        dirty, run.memo_dirty = run.memo_dirty, []
+        namespace = run.record.namespace
+        for cache in sorted({c for c, _ in dirty}):
+            record = await self.store.get_resource("ConfigMap", namespace, cache)
+            manifest = record.manifest if record else {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": cache, "namespace": namespace, "labels": {MEMO_LABEL: "Cache"}},
+            }
+            data = dict(manifest.get("data") or {})
+            for c, key in dirty:
+                if c == cache and key in run.memo.get(cache, {}):
+                    data[key] = json.dumps(run.memo[cache][key])
+            manifest = {**manifest, "data": data}
+            await self.store.put_resource(ResourceRecord(kind="ConfigMap", namespace=namespace, name=cache, manifest=manifest))
 
     def _recover_leaves(self, run: WorkflowRun) -> None:
         unfinished = [n for n in run.nodes.values() if n.type.value == "Pod" and not n.phase.done]
@@ -451,6 +491,11 @@ class Scheduler:
             committed.cancel()
             raise
         committed.set_result(None)
+        if run.memo_dirty:
+            try:
+                await self._save_memo(run)
+            except Exception as exc:  # noqa: BLE001 - a cache write that fails costs a re-run later, nothing else
+                log.warning("could not store memoization cache entries of %s/%s: %s", record.namespace, record.name, exc)
         if events:
             self._publish_wake.set()
         if record.phase.done:

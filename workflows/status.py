@@ -124,6 +124,8 @@ class NodeStatus(_Model):
     children: list[str] = Field(default_factory=list)
     outbound_nodes: list[str] = Field(default_factory=list, alias="outboundNodes")
     node_flag: dict[str, bool] | None = Field(default=None, alias="nodeFlag")  # {"hooked": true} on hook nodes
+    # Argo's {"hit": bool, "key": str, "cacheName": str} on nodes of memoized templates.
+    memoization_status: dict[str, Any] | None = Field(default=None, alias="memoizationStatus")
     # eventflow's own bookkeeping, kept beside Argo's fields (Argo clients ignore unknown keys).
     pid: int | None = None
     log_path: str | None = Field(default=None, alias="logPath")

@@ -15,7 +15,7 @@ from eventflow.api.selectors import SelectorError, parse_label_selector
 from eventflow.api.shapes import resource_json, workflow_json
 from workflows.errors import LintError
 from workflows.lint import lint
-from workflows.models import ClusterWorkflowTemplate, Workflow, WorkflowTemplate
+from workflows.models import ClusterWorkflowTemplate, ConfigMap, Workflow, WorkflowTemplate
 from workflows.scheduler import Scheduler
 from workflows.store import AlreadyExists, ResourceRecord
 from workflows.submit import SubmitOptions, expression_check, prepare
@@ -213,31 +213,37 @@ async def workflow_log(request: Request) -> Response:
 
 # -- templates ------------------------------------------------------------------------------
 
-_TEMPLATE_KINDS = {"workflow-templates": (WorkflowTemplate, "WorkflowTemplate"), "cluster-workflow-templates": (ClusterWorkflowTemplate, "ClusterWorkflowTemplate")}
+# Stored kinds served alike: path segment -> (model, kind, the body field that holds the object).
+_TEMPLATE_KINDS = {
+    "workflow-templates": (WorkflowTemplate, "WorkflowTemplate", "template"),
+    "cluster-workflow-templates": (ClusterWorkflowTemplate, "ClusterWorkflowTemplate", "template"),
+    "config-maps": (ConfigMap, "ConfigMap", "configMap"),
+}
 
 
-def _kind(request: Request) -> tuple[type[Any], str, str]:
+def _kind(request: Request) -> tuple[type[Any], str, str, str]:
     segment = request.url.path.split("/")[3]
-    model, kind = _TEMPLATE_KINDS[segment]
-    namespace = request.path_params.get("namespace", "") if kind == "WorkflowTemplate" else ""
-    return model, kind, namespace
+    model, kind, field = _TEMPLATE_KINDS[segment]
+    namespace = request.path_params.get("namespace", "") if kind != "ClusterWorkflowTemplate" else ""
+    return model, kind, namespace, field
 
 
 async def put_template(request: Request) -> JSONResponse:
-    model, kind, namespace = _kind(request)
+    model, kind, namespace, field = _kind(request)
     body = await _body(request)
-    manifest = body.get("template")
+    manifest = body.get(field)
     if not isinstance(manifest, dict):
-        raise ApiError(400, f"body.template: a {kind} object is required")
-    manifest.setdefault("apiVersion", "argoproj.io/v1alpha1")
+        raise ApiError(400, f"body.{field}: a {kind} object is required")
+    manifest.setdefault("apiVersion", "v1" if kind == "ConfigMap" else "argoproj.io/v1alpha1")
     manifest.setdefault("kind", kind)
-    resource = _model(model, manifest, "template")
-    findings = lint(resource, expression_check=expression_check)
-    if findings:
-        raise ApiError(400, str(LintError("template", findings)))
+    resource = _model(model, manifest, field)
+    if kind != "ConfigMap":
+        findings = lint(resource, expression_check=expression_check)
+        if findings:
+            raise ApiError(400, str(LintError(field, findings)))
     name = resource.metadata.name
     if not name:
-        raise ApiError(400, "template: metadata.name: required")
+        raise ApiError(400, f"{field}: metadata.name: required")
     store = _scheduler(request).store
     record = ResourceRecord(kind=kind, namespace=namespace, name=name, manifest=resource.model_dump(by_alias=True, exclude_none=True, mode="json"))
     saved = await store.put_resource(record, create_only=request.method == "POST")
@@ -245,13 +251,13 @@ async def put_template(request: Request) -> JSONResponse:
 
 
 async def list_templates(request: Request) -> JSONResponse:
-    _, kind, namespace = _kind(request)
+    _, kind, namespace, _ = _kind(request)
     records = await _scheduler(request).store.list_resources(kind, namespace)
     return JSONResponse({"metadata": {}, "items": [resource_json(r) for r in records]})
 
 
 async def get_template(request: Request) -> JSONResponse:
-    _, kind, namespace = _kind(request)
+    _, kind, namespace, _ = _kind(request)
     record = await _scheduler(request).store.get_resource(kind, namespace, request.path_params["name"])
     if record is None:
         raise ApiError(404, f'{kind} "{request.path_params["name"]}" not found')
@@ -259,7 +265,7 @@ async def get_template(request: Request) -> JSONResponse:
 
 
 async def delete_template(request: Request) -> JSONResponse:
-    _, kind, namespace = _kind(request)
+    _, kind, namespace, _ = _kind(request)
     if not await _scheduler(request).store.delete_resource(kind, namespace, request.path_params["name"]):
         raise ApiError(404, f'{kind} "{request.path_params["name"]}" not found')
     return JSONResponse({})
@@ -318,7 +324,7 @@ def routes() -> list[Route]:
         Route(wf + "/{name}/log", workflow_log, methods=["GET"]),
         *(Route(wf + "/{name}/" + verb, act_on_workflow, methods=["PUT"]) for verb in ("suspend", "resume", "retry", "resubmit", "set")),
     ]
-    for base in ("/api/v1/workflow-templates/{namespace}", "/api/v1/cluster-workflow-templates"):
+    for base in ("/api/v1/workflow-templates/{namespace}", "/api/v1/cluster-workflow-templates", "/api/v1/config-maps/{namespace}"):
         out += [
             Route(base, put_template, methods=["POST"]),
             Route(base, list_templates, methods=["GET"]),

@@ -213,7 +213,12 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return 0
 
 
-_PATHS = {"WorkflowTemplate": "/api/v1/workflow-templates/{ns}", "ClusterWorkflowTemplate": "/api/v1/cluster-workflow-templates"}
+_PATHS = {
+    "WorkflowTemplate": "/api/v1/workflow-templates/{ns}",
+    "ClusterWorkflowTemplate": "/api/v1/cluster-workflow-templates",
+    "ConfigMap": "/api/v1/config-maps/{ns}",
+}
+_BODY_FIELD = {"ConfigMap": "configMap"}
 
 
 def _files(paths: list[str]) -> list[str]:
@@ -227,6 +232,10 @@ def _files(paths: list[str]) -> list[str]:
     return out
 
 
+def _display(kind: str) -> str:
+    return "configmap" if kind == "ConfigMap" else f"{kind.lower()}.argoproj.io"
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     client = ApiClient(args)
     docs = [d for f in _files(args.filename) for d in _load(f)]
@@ -236,20 +245,20 @@ def cmd_apply(args: argparse.Namespace) -> int:
             raise EventflowError(f"{kind} {doc.metadata.name}: apply supports {', '.join(_PATHS)} today")
         ns = args.namespace or doc.metadata.namespace or "default"
         base = _PATHS[kind].format(ns=ns)
-        body = {"template": doc.model_dump(by_alias=True, exclude_none=True, mode="json")}
+        body = {_BODY_FIELD.get(kind, "template"): doc.model_dump(by_alias=True, exclude_none=True, mode="json")}
         name = doc.metadata.name
         if args.delete:
             client.request("DELETE", f"{base}/{name}")
-            print(f"{kind.lower()}.argoproj.io/{name} deleted")
+            print(f"{_display(kind)}/{name} deleted")
             continue
         try:
             client.request("POST", base, json=body)
-            print(f"{kind.lower()}.argoproj.io/{name} created")
+            print(f"{_display(kind)}/{name} created")
         except EventflowError as exc:
             if "already exists" not in str(exc):
                 raise
             client.request("PUT", f"{base}/{name}", json=body)
-            print(f"{kind.lower()}.argoproj.io/{name} configured")
+            print(f"{_display(kind)}/{name} configured")
     return 0
 
 
@@ -313,7 +322,7 @@ def register(commands: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(run=cmd_lint)
 
-    p = commands.add_parser("apply", help="create or update WorkflowTemplates from files")
+    p = commands.add_parser("apply", help="create or update WorkflowTemplates, ClusterWorkflowTemplates and ConfigMaps from files")
     p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE|DIR")
     add_client_flags(p)
     p.set_defaults(run=cmd_apply, delete=False)

@@ -308,3 +308,28 @@ def test_cli_apply_template_then_submit_by_reference(server: ServerProcess, tmp_
     assert removed.returncode == 0 and "greeter deleted" in removed.stdout
     missing = cli(server, "submit", str(wf))
     assert missing.returncode == 1 and "greeter" in missing.stderr
+
+
+def test_cli_apply_configmap_feeds_an_input_parameter(server: ServerProcess, tmp_path: Path) -> None:
+    cm = tmp_path / "cm.yaml"
+    cm.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {greeting: bonjour}\n")
+    applied = cli(server, "apply", "-f", str(cm))
+    assert applied.returncode == 0 and "configmap/settings created" in applied.stdout, applied.stderr
+    listed = httpx.get(f"{server.base_url}/api/v1/config-maps/default").json()
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["settings"]
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Workflow\nmetadata: {generateName: cm-}\n"
+        "spec:\n  entrypoint: main\n  templates:\n  - name: main\n"
+        "    inputs: {parameters: [{name: g, valueFrom: {configMapKeyRef: {name: settings, key: greeting}}}]}\n"
+        "    container: {image: alpine, command: [echo, '{{inputs.parameters.g}}']}\n"
+    )
+    result = cli(server, "submit", str(wf), "--wait", "-o", "name")
+    assert result.returncode == 0, result.stderr
+    assert "bonjour" in cli(server, "logs", result.stdout.split()[0]).stdout
+
+    bad = httpx.post(f"{server.base_url}/api/v1/config-maps/default", json={"configMap": {"metadata": {"name": "x"}, "data": "nope"}})
+    assert bad.status_code == 400 and "configMap" in bad.json()["message"]
+    removed = cli(server, "delete", "-f", str(cm))
+    assert removed.returncode == 0 and "configmap/settings deleted" in removed.stdout

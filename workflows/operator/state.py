@@ -54,6 +54,10 @@ class WorkflowRun:
     # Scope entries added by step groups whose children have all finished (see Operator._step_group);
     # only read once the group node itself is done, which it then stays for this run.
     group_scopes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Memoization caches (cache name -> key -> Argo's entry), loaded by the scheduler; entries the
+    # walk adds are also listed in ``memo_dirty`` for the scheduler to store.
+    memo: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    memo_dirty: list[tuple[str, str]] = field(default_factory=list)
     _ids: dict[str, str] = field(default_factory=dict, repr=False)
     _templates: dict[str, Template] = field(default_factory=dict, repr=False)
     _children: dict[str, set[str]] = field(default_factory=dict, repr=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from workflows.expressions import (
@@ -117,6 +117,50 @@ class Operator:
             self._global["workflow.failures"] = self.run.failures_json()
             self.exit_node = self._run_hook(hook, f"{self.run.name}.onExit", f"{self.run.name}.onExit", None, None, {})
         return root
+
+    # -- memoization ------------------------------------------------------------------------
+
+    def _memo_lookup(self, node: NodeStatus, tmpl: Template, scope: dict[str, Any]) -> NodeStatus:
+        """A hit (an entry for the key, not older than maxAge) ends the node at once with the
+        cached outputs; either way the node records its key in ``memoizationStatus``."""
+        memo = tmpl.memoize
+        assert memo is not None
+        cache = memo.cache.config_map.name if memo.cache and memo.cache.config_map else ""
+        try:
+            key = substitute(memo.key, scope, strict=True)
+            max_age = parse_duration(substitute(memo.max_age, scope, strict=True)) if memo.max_age else None
+        except (ExpressionError, ValueError) as exc:
+            return self._finish(node, NodePhase.ERROR, f"memoize: {exc}")
+        entry = self.run.memo.get(cache, {}).get(key)
+        fresh = entry is not None and (
+            max_age is None or self._now.timestamp() - _entry_time(entry) <= max_age
+        )
+        status = {"hit": bool(fresh), "key": key, "cacheName": cache}
+        if not fresh:
+            return self.run.put(node.model_copy(update={"memoization_status": status}))
+        assert entry is not None
+        entry["lastHitTimestamp"] = self._now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        outputs = NodeOutputs.model_validate(entry.get("outputs") or {})
+        done = node.model_copy(update={"memoization_status": status, "outputs": outputs})
+        return self._finish(self.run.put(done), NodePhase.SUCCEEDED)
+
+    def _memo_save(self, node: NodeStatus, tmpl: Template) -> None:
+        """Store a memoized node's outputs once it has succeeded (a hit is not stored again)."""
+        status = node.memoization_status
+        if not status or status.get("hit") or node.phase != NodePhase.SUCCEEDED or tmpl.memoize is None:
+            return
+        cache, key = str(status.get("cacheName", "")), str(status.get("key", ""))
+        entries = self.run.memo.setdefault(cache, {})
+        if entries.get(key, {}).get("nodeID") == node.id:
+            return
+        stamp = self._now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        entries[key] = {
+            "nodeID": node.id,
+            "outputs": node.outputs.model_dump(by_alias=True, exclude_none=True) if node.outputs else {},
+            "creationTimestamp": stamp,
+            "lastHitTimestamp": stamp,
+        }
+        self.run.memo_dirty.append((cache, key))
 
     def _wake(self, at: float) -> None:
         self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
@@ -238,8 +282,11 @@ class Operator:
         lenient: bool = False,
     ) -> NodeStatus:
         node = self.run.node(name)
-        if node is not None and (node.phase.done or node.id in self.launched):
-            return node  # finished, or a leaf whose process is running
+        if node is not None and node.phase.done:
+            self._memo_save(node, tmpl)
+            return node
+        if node is not None and node.id in self.launched:
+            return node  # a leaf whose process is running
         strategy = tmpl.retry_strategy or (self.run.workflow.spec.retry_strategy if tmpl.is_leaf else None)
         if strategy is not None and attempt is None:
             return self._retry(name, display, tmpl, strategy, arguments, caller_scope, boundary, context, lenient)
@@ -253,6 +300,10 @@ class Operator:
                 return self._error(name, display, _TYPE_OF.get(kind, NodeType.POD) if kind else NodeType.POD, boundary, str(exc))
             inputs = {"parameters": [{"name": k, "value": v} for k, v in values.items()]} if values else None
             node = self._new(name, display, _TYPE_OF.get(kind, NodeType.POD) if kind else NodeType.POD, tmpl.name, boundary, inputs=inputs)
+            if tmpl.memoize is not None:
+                node = self._memo_lookup(node, tmpl, {**self._global, **inputs_scope(values)})
+                if node.phase.done:
+                    return node
         values = {p["name"]: p["value"] for p in (node.inputs or {}).get("parameters", [])}
         scope = {**self._global, **inputs_scope(values), "retries": str(attempt or 0)}
         custom = (tmpl.annotations or {}).get(DISPLAY_NAME_ANNOTATION)
@@ -673,6 +724,13 @@ class _DagWalk:
             for name in self.tasks:
                 self._add_scope(name)
         return result
+
+
+def _entry_time(entry: dict[str, Any]) -> float:
+    try:
+        return datetime.strptime(str(entry.get("creationTimestamp")), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return 0.0  # unreadable: as old as can be
 
 
 def _exit_hook(hooks: dict[str, LifecycleHook] | None, on_exit: str | None) -> LifecycleHook | None:
