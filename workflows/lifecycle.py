@@ -36,7 +36,10 @@ def lifecycle_event(subjects: Subjects, record: WorkflowRecord, phase: WorkflowP
         "progress": progress(nodes),
         "outputs": outputs,
     }
-    event_id = f"{record.uid}.{phase.value}"
+    # A retried workflow runs again under the same uid: its events need ids of their own, or the
+    # outbox and the bus's dedupe would take them for the first run's.
+    run = int(record.status.get("retries") or 0)
+    event_id = f"{record.uid}.{phase.value}" if run == 0 else f"{record.uid}.retry{run}.{phase.value}"
     envelope = CloudEvent(
         id=event_id,
         source=f"/eventflow/workflows/{record.namespace}",

@@ -398,6 +398,12 @@ class Scheduler:
         bad = {nid for nid, n in nodes.items() if n.phase in (NodePhase.FAILED, NodePhase.ERROR)}
         # Failed leaves are removed so they run again; their ancestors go back to Running.
         removed = {nid for nid in bad if nodes[nid].type.value in ("Pod", "Skipped", "Suspend")}
+        # Exit handlers run again after the retried run (as Argo's FormulateRetryWorkflow drops them),
+        # and so do the exit hooks of steps that run again.
+        exits = [n.name for n in nodes.values() if n.name.startswith(f"{record.name}.onExit")]
+        exits += [f"{nodes[nid].name}.onExit" for nid in removed]
+        removed |= {nid for nid, n in nodes.items() if any(n.name == e or n.name.startswith((f"{e}.", f"{e}[")) for e in exits)}
+        bad -= removed
         kept: dict[str, NodeStatus] = {}
         for nid, node in nodes.items():
             if nid in removed:
@@ -407,10 +413,12 @@ class Scheduler:
             node = node.model_copy(update={"children": [c for c in node.children if c not in removed]})
             kept[nid] = node
         record.phase, record.message, record.finished_at = WorkflowPhase.RUNNING, None, None
+        record.status["retries"] = int(record.status.get("retries") or 0) + 1
+        record.status.pop("shutdown", None)
         events = [lifecycle_event(self.subjects, record, WorkflowPhase.RUNNING, kept)]
         await self.store.commit(
             record.uid,
-            workflow={"phase": record.phase, "message": None, "finished_at": None},
+            workflow={"phase": record.phase, "message": None, "finished_at": None, "status": record.status},
             node_updates=kept.values(),
             events=events,
             replace_nodes=True,

@@ -191,7 +191,11 @@ def cmd_action(args: argparse.Namespace) -> int:
             client.request("DELETE", f"/api/v1/workflows/{client.namespace}/{name}")
             print(f'Workflow "{name}" deleted')
         else:
-            body = {"nodeFieldSelector": args.node_field_selector} if getattr(args, "node_field_selector", None) else {}
+            body: dict[str, Any] = {}
+            if getattr(args, "node_field_selector", None):
+                body["nodeFieldSelector"] = args.node_field_selector
+            if getattr(args, "output_parameter", None):
+                body["outputParameters"] = json.dumps(_kv(args.output_parameter, "-p"))
             result = client.request("PUT", f"/api/v1/workflows/{client.namespace}/{name}/{args.action}", json=body)
             past = {"stop": "stopped", "resubmit": "resubmitted as " + result["metadata"]["name"], "retry": "retried"}
             print(f"workflow {name} {past.get(args.action, args.action + 'd')}")
@@ -315,6 +319,10 @@ def register(commands: Any) -> None:
             p.add_argument("-f", "--filename", action="append", help="delete the resources in FILE|DIR instead")
         if action == "resume":
             p.add_argument("--node-field-selector", help="only resume matching suspend nodes, e.g. displayName=approve")
+            p.add_argument(
+                "-p", "--output-parameter", action="append", metavar="NAME=VALUE",
+                help="supply an output parameter (valueFrom.supplied) of the resumed suspend nodes",
+            )  # fmt: skip
         add_client_flags(p)
         p.set_defaults(run=_delete_dispatch if action == "delete" else cmd_action, action=action)
 

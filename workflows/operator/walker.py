@@ -9,6 +9,7 @@ commits the changed nodes, then starts the processes. Walks are pure computation
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -357,7 +358,7 @@ class Operator:
         """When the leaf must be stopped: its template's ``timeout`` (from the node's start, so time
         spent waiting counts, as in Argo) or ``activeDeadlineSeconds`` (from now, the process start),
         and the workflow's deadline; the earliest wins."""
-        now = self._now.timestamp()
+        now = time.time()  # the process starts now; the walk's clock has whole seconds only
         found: list[tuple[float, str]] = []
         if tmpl.timeout:
             begun = (node.started_at or self._now).timestamp()

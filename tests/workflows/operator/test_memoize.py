@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from eventflow.database import open_engine
-from workflows.executor import LocalExecutor
+from tests.support.scheduler import running_scheduler
 from workflows.models import Workflow
 from workflows.scheduler import Scheduler
 from workflows.status import NodeStatus
-from workflows.store import WorkflowStore
 
 
 @pytest.fixture
 async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    store = WorkflowStore(engine)
-    await store.migrate()
-    executor = LocalExecutor(tmp_path / "nodes")
-    sched = Scheduler(store, executor)
-    await sched.start()
-    try:
+    async with running_scheduler(tmp_path) as sched:
         yield sched
-    finally:
-        await sched.stop()
-        executor.close()
-        store.close()
-        await engine.dispose()
 
 
 def _memoized(marker: Path, max_age: str) -> Workflow:

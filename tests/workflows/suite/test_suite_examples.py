@@ -8,12 +8,18 @@ from pathlib import Path
 import pytest
 
 from tests.support.poll import eventually
-from tests.workflows.suite.harness import SUITE_FILE, Entry, check, load_fixtures, load_suite, unsupported, workflow_of
-from workflows.status import NodePhase, NodeStatus
-from workflows.executor import LocalExecutor
+from tests.support.scheduler import running_scheduler
+from tests.workflows.suite.harness import (
+    SUITE_FILE,
+    Entry,
+    check,
+    load_fixtures,
+    load_suite,
+    unsupported,
+    workflow_of,
+)
 from workflows.scheduler import Scheduler
-from workflows.store import WorkflowStore
-from eventflow.database import open_engine
+from workflows.status import NodePhase, NodeStatus
 
 ENTRIES = load_suite()
 RUNNABLE_TIERS = ("A", "B")
@@ -40,19 +46,8 @@ def _params() -> list[object]:
 
 @pytest.fixture
 async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    store = WorkflowStore(engine)
-    await store.migrate()
-    executor = LocalExecutor(tmp_path / "nodes")
-    sched = Scheduler(store, executor)
-    await sched.start()
-    try:
+    async with running_scheduler(tmp_path) as sched:
         yield sched
-    finally:
-        await sched.stop()
-        executor.close()
-        store.close()
-        await engine.dispose()
 
 
 @pytest.mark.parametrize("entry", _params())

@@ -1,0 +1,32 @@
+"""A real scheduler for tests: SQLite store in a temp dir, the local executor, started and stopped."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from eventbus import JetStreamBus
+from eventflow.database import open_engine
+from workflows.executor import LocalExecutor
+from workflows.scheduler import Scheduler
+from workflows.store import WorkflowStore
+
+
+@contextlib.asynccontextmanager
+async def running_scheduler(
+    tmp_path: Path, *, bus: JetStreamBus | None = None, **executor_options: object
+) -> AsyncIterator[Scheduler]:
+    engine = open_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    store = WorkflowStore(engine)
+    await store.migrate()
+    executor = LocalExecutor(tmp_path / "nodes", **executor_options)  # type: ignore[arg-type]
+    scheduler = Scheduler(store, executor, bus=bus)
+    await scheduler.start()
+    try:
+        yield scheduler
+    finally:
+        await scheduler.stop()
+        executor.close()
+        store.close()
+        await engine.dispose()

@@ -1,0 +1,30 @@
+"""A real scheduler (SQLite store, LocalExecutor) per test, and a /dev/shm dir that nodes and the test share."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.scheduler import running_scheduler
+from workflows.scheduler import Scheduler
+
+
+@pytest.fixture
+async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
+    async with running_scheduler(tmp_path) as sched:
+        yield sched
+
+
+@pytest.fixture
+def shm() -> Iterator[Path]:
+    """/dev/shm is the same directory inside every node's private root and on the host."""
+    path = Path("/dev/shm") / f"eventflow-lifecycle-{uuid.uuid4().hex[:12]}"
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
