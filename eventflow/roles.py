@@ -12,6 +12,7 @@ from typing import Protocol
 import uvicorn
 from starlette.applications import Starlette
 
+from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
 from workflows.scheduler import Scheduler
 
@@ -77,16 +78,19 @@ class SchedulerRole:
 
     name = "scheduler"
 
-    def __init__(self, scheduler: Scheduler, executor: LocalExecutor) -> None:
+    def __init__(self, scheduler: Scheduler, executor: LocalExecutor, cron: CronRunner) -> None:
         self.scheduler = scheduler
         self.executor = executor
+        self.cron = cron
 
     async def start(self) -> None:
         if not self.executor.private_fs:
             log.warning("steps share the host filesystem: no private /tmp per step (needs Linux, root and overlayfs)")
         await self.scheduler.start()
+        await self.cron.start()
         log.info("scheduler started (%d unfinished workflow(s) recovered)", len(self.scheduler.runs))
 
     async def stop(self) -> None:
+        await self.cron.stop()
         await self.scheduler.stop()
         self.executor.close()

@@ -25,6 +25,7 @@ from eventflow.database import open_engine, ping
 from eventflow.errors import StartupError
 from eventflow.http import AppState, build_app
 from eventflow.roles import HttpRole, Role, SchedulerRole
+from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
 from workflows.scheduler import Scheduler
 from workflows.store import WorkflowStore
@@ -138,9 +139,11 @@ async def serve(config: ServerConfig) -> int:
         await store.migrate()
         executor = LocalExecutor(data_dir / "nodes")
         scheduler = Scheduler(store, executor, bus=bus)
-        state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra={"scheduler": scheduler})
+        cron = CronRunner(scheduler)
+        extra = {"scheduler": scheduler, "cron": cron}
+        state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra)
         if "scheduler" in config.roles:
-            roles.append(SchedulerRole(scheduler, executor))
+            roles.append(SchedulerRole(scheduler, executor, cron))
         if "http" in config.roles:
             roles.append(HttpRole(build_app(state), sock, grace_seconds=config.shutdown_grace_seconds))
         for role in roles:
@@ -163,7 +166,7 @@ async def serve(config: ServerConfig) -> int:
         for role in reversed(roles):
             try:
                 await role.stop()
-            except Exception:  # noqa: BLE001 - one role failing to stop must not strand the others
+            except Exception:
                 log.exception("role %s failed to stop cleanly", role.name)
         if bus is not None:
             await bus.close(grace_seconds=config.shutdown_grace_seconds)

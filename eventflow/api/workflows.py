@@ -13,9 +13,10 @@ from starlette.routing import Route
 from eventflow.api.errors import ApiError
 from eventflow.api.selectors import SelectorError, parse_label_selector
 from eventflow.api.shapes import resource_json, workflow_json
+from workflows.cron import CronError, parse_cron
 from workflows.errors import LintError
 from workflows.lint import lint
-from workflows.models import ClusterWorkflowTemplate, ConfigMap, Workflow, WorkflowTemplate
+from workflows.models import ClusterWorkflowTemplate, ConfigMap, CronWorkflow, Workflow, WorkflowTemplate
 from workflows.scheduler import Scheduler
 from workflows.store import AlreadyExists, ResourceRecord
 from workflows.submit import SubmitOptions, expression_check, prepare
@@ -218,6 +219,7 @@ _TEMPLATE_KINDS = {
     "workflow-templates": (WorkflowTemplate, "WorkflowTemplate", "template"),
     "cluster-workflow-templates": (ClusterWorkflowTemplate, "ClusterWorkflowTemplate", "template"),
     "config-maps": (ConfigMap, "ConfigMap", "configMap"),
+    "cron-workflows": (CronWorkflow, "CronWorkflow", "cronWorkflow"),
 }
 
 
@@ -237,7 +239,9 @@ async def put_template(request: Request) -> JSONResponse:
     manifest.setdefault("apiVersion", "v1" if kind == "ConfigMap" else "argoproj.io/v1alpha1")
     manifest.setdefault("kind", kind)
     resource = _model(model, manifest, field)
-    if kind != "ConfigMap":
+    if kind == "CronWorkflow":
+        _check_cron(resource)
+    elif kind != "ConfigMap":
         findings = lint(resource, expression_check=expression_check)
         if findings:
             raise ApiError(400, str(LintError(field, findings)))
@@ -246,7 +250,47 @@ async def put_template(request: Request) -> JSONResponse:
         raise ApiError(400, f"{field}: metadata.name: required")
     store = _scheduler(request).store
     record = ResourceRecord(kind=kind, namespace=namespace, name=name, manifest=resource.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    if kind == "CronWorkflow":
+        existing = await store.get_resource(kind, namespace, name)
+        record.manifest.pop("status", None)
+        if existing is not None and "status" in existing.manifest:
+            record.manifest["status"] = existing.manifest["status"]  # the runner's, not the client's
     saved = await store.put_resource(record, create_only=request.method == "POST")
+    _poke_cron(request, kind)
+    return JSONResponse(resource_json(saved))
+
+
+def _check_cron(cron: CronWorkflow) -> None:
+    try:
+        parse_cron(cron.spec, "spec")
+    except CronError as exc:
+        raise ApiError(400, str(exc)) from None
+    workflow = Workflow.model_validate(
+        {"metadata": {"name": cron.metadata.name or "cron"}, "spec": cron.spec.workflow_spec.model_dump(by_alias=True, exclude_none=True)}
+    )
+    findings = lint(workflow, expression_check=expression_check)
+    if findings:
+        raise ApiError(400, str(LintError("cronWorkflow.spec.workflowSpec", findings)))
+
+
+def _poke_cron(request: Request, kind: str) -> None:
+    runner = request.app.state.eventflow.extra.get("cron")
+    if kind == "CronWorkflow" and runner is not None:
+        runner.poke()
+
+
+async def suspend_cron(request: Request) -> JSONResponse:
+    """PUT /api/v1/cron-workflows/{ns}/{name}/suspend|resume: set ``spec.suspend``."""
+    p = request.path_params
+    store = _scheduler(request).store
+    record = await store.get_resource("CronWorkflow", p["namespace"], p["name"])
+    if record is None:
+        raise ApiError(404, f'CronWorkflow "{p["name"]}" not found')
+    suspend = request.url.path.endswith("/suspend")
+    manifest = dict(record.manifest)
+    manifest["spec"] = {**manifest.get("spec", {}), "suspend": suspend}
+    saved = await store.put_resource(record.model_copy(update={"manifest": manifest}))
+    _poke_cron(request, "CronWorkflow")
     return JSONResponse(resource_json(saved))
 
 
@@ -268,6 +312,7 @@ async def delete_template(request: Request) -> JSONResponse:
     _, kind, namespace, _ = _kind(request)
     if not await _scheduler(request).store.delete_resource(kind, namespace, request.path_params["name"]):
         raise ApiError(404, f'{kind} "{request.path_params["name"]}" not found')
+    _poke_cron(request, kind)
     return JSONResponse({})
 
 
@@ -324,7 +369,13 @@ def routes() -> list[Route]:
         Route(wf + "/{name}/log", workflow_log, methods=["GET"]),
         *(Route(wf + "/{name}/" + verb, act_on_workflow, methods=["PUT"]) for verb in ("suspend", "resume", "retry", "resubmit", "set")),
     ]
-    for base in ("/api/v1/workflow-templates/{namespace}", "/api/v1/cluster-workflow-templates", "/api/v1/config-maps/{namespace}"):
+    out += [Route("/api/v1/cron-workflows/{namespace}/{name}/" + v, suspend_cron, methods=["PUT"]) for v in ("suspend", "resume")]
+    for base in (
+        "/api/v1/workflow-templates/{namespace}",
+        "/api/v1/cluster-workflow-templates",
+        "/api/v1/config-maps/{namespace}",
+        "/api/v1/cron-workflows/{namespace}",
+    ):
         out += [
             Route(base, put_template, methods=["POST"]),
             Route(base, list_templates, methods=["GET"]),

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from eventflow.cli import serve_cmd, workflow_cmds
+from eventflow.cli import cron_cmds, serve_cmd, workflow_cmds
 from eventflow.errors import EventflowError
 
 __all__ = ["main"]
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     serve_cmd.register(commands)
     workflow_cmds.register(commands)
+    cron_cmds.register(commands)
     return parser
 
 
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - users get one line; EVENTFLOW_DEBUG=1 shows the traceback
+    except Exception as exc:
         if os.environ.get("EVENTFLOW_DEBUG"):
             raise
         print(f"eventflow: internal error: {type(exc).__name__}: {exc} (set EVENTFLOW_DEBUG=1 for details)", file=sys.stderr)

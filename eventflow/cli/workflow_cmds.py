@@ -221,8 +221,9 @@ _PATHS = {
     "WorkflowTemplate": "/api/v1/workflow-templates/{ns}",
     "ClusterWorkflowTemplate": "/api/v1/cluster-workflow-templates",
     "ConfigMap": "/api/v1/config-maps/{ns}",
+    "CronWorkflow": "/api/v1/cron-workflows/{ns}",
 }
-_BODY_FIELD = {"ConfigMap": "configMap"}
+_BODY_FIELD = {"ConfigMap": "configMap", "CronWorkflow": "cronWorkflow"}
 
 
 def _files(paths: list[str]) -> list[str]:
@@ -330,7 +331,7 @@ def register(commands: Any) -> None:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(run=cmd_lint)
 
-    p = commands.add_parser("apply", help="create or update WorkflowTemplates, ClusterWorkflowTemplates and ConfigMaps from files")
+    p = commands.add_parser("apply", help="create or update WorkflowTemplates, ClusterWorkflowTemplates, CronWorkflows and ConfigMaps from files")
     p.add_argument("-f", "--filename", action="append", required=True, metavar="FILE|DIR")
     add_client_flags(p)
     p.set_defaults(run=cmd_apply, delete=False)

@@ -333,3 +333,44 @@ def test_cli_apply_configmap_feeds_an_input_parameter(server: ServerProcess, tmp
     assert bad.status_code == 400 and "configMap" in bad.json()["message"]
     removed = cli(server, "delete", "-f", str(cm))
     assert removed.returncode == 0 and "configmap/settings deleted" in removed.stdout
+
+
+CRON = """
+apiVersion: argoproj.io/v1alpha1
+kind: CronWorkflow
+metadata: {name: nightly}
+spec:
+  schedules: ["{schedule}"]
+  timezone: Europe/Berlin
+  workflowSpec:
+    entrypoint: main
+    templates:
+    - name: main
+      container: {image: alpine, command: [echo, hi]}
+"""
+
+
+def test_cli_cron_apply_list_suspend_resume_delete(server: ServerProcess, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CRON.replace("{schedule}", "61 * * * *"))
+    rejected = cli(server, "apply", "-f", str(bad))
+    assert rejected.returncode == 1
+    assert "spec.schedules[0]: invalid cron expression '61 * * * *'" in rejected.stderr, rejected.stderr
+
+    good = tmp_path / "cron.yaml"
+    good.write_text(CRON.replace("{schedule}", "30 1 * * *"))
+    applied = cli(server, "apply", "-f", str(good))
+    assert applied.returncode == 0 and "cronworkflow.argoproj.io/nightly created" in applied.stdout, applied.stderr
+    listed = cli(server, "cron", "list")
+    assert listed.returncode == 0
+    assert listed.stdout.splitlines()[1].split()[:3] == ["nightly", "30", "1"]
+
+    assert cli(server, "cron", "suspend", "nightly").returncode == 0
+    shown = yaml.safe_load(cli(server, "cron", "get", "nightly").stdout)
+    assert shown["spec"]["suspend"] is True
+    assert cli(server, "cron", "resume", "nightly").returncode == 0
+    assert yaml.safe_load(cli(server, "cron", "get", "nightly").stdout)["spec"]["suspend"] is False
+
+    assert cli(server, "cron", "delete", "nightly").returncode == 0
+    missing = cli(server, "cron", "get", "nightly")
+    assert missing.returncode == 1 and "nightly" in missing.stderr
