@@ -474,7 +474,8 @@ class Scheduler:
             record.status["outputs"] = {"parameters": [{"name": k, "value": v} for k, v in run.global_outputs.items()]}
             changes["status"] = record.status
         exit_node = operator.exit_node
-        finished = root.phase.done and (exit_node is None or exit_node.phase.done)
+        hooks_done = all(h.phase.done for h in operator.hook_nodes)
+        finished = root.phase.done and hooks_done and (exit_node is None or exit_node.phase.done)
         if finished and not record.phase.done:
             outcome, message = workflow_outcome(root, exit_node)
             phase = WorkflowPhase(outcome)

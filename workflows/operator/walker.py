@@ -18,6 +18,8 @@ from typing import Any
 from workflows.expressions import (
     ExpressionError,
     TaskState,
+    build_env,
+    evaluate_bool,
     evaluate_when,
     from_dependencies,
     parse_depends,
@@ -92,6 +94,9 @@ class Operator:
         self._shutdown: str | None = rec.status.get("shutdown")
         self._exit_depth = 0  # > 0 while walking an exit handler or exit hook
         self.exit_node: NodeStatus | None = None
+        # Workflow-level lifecycle hooks that fired (``spec.hooks.<name>.expression``): the workflow
+        # ends only once they have.
+        self.hook_nodes: list[NodeStatus] = []
         # step name -> (node, fan-out children) seen in this walk, for the steps.<name> scope
         self._recorded: dict[tuple[str, str], tuple[NodeStatus, list[NodeStatus] | None]] = {}
 
@@ -111,6 +116,10 @@ class Operator:
             root = self._error(self.run.name, self.run.name, NodeType.POD, None, f"entrypoint template '{spec.entrypoint}' not found")
         else:
             root = self._execute(self.run.name, self.run.name, entry, spec.arguments, self._global, None, None)
+        status, _ = workflow_outcome(root, None) if root.phase.done else ("Running", None)
+        self.hook_nodes = self._expression_hooks(
+            spec.hooks, self.run.name, self.run.name, None, None, {"workflow.status": status}
+        )
         hook = _exit_hook(spec.hooks, spec.on_exit)
         if root.phase.done and hook is not None and self._shutdown != "Terminate":
             phase, _ = workflow_outcome(root, None)
@@ -175,6 +184,38 @@ class Operator:
 
     # -- exit handlers ----------------------------------------------------------------------
 
+    def _expression_hooks(
+        self,
+        hooks: dict[str, LifecycleHook] | None,
+        name: str,
+        display: str,
+        boundary: str | None,
+        context: str | None,
+        state: dict[str, Any],
+    ) -> list[NodeStatus]:
+        """Argo's lifecycle hooks: each ``hooks.<name>`` with an ``expression`` runs its template once,
+        as node ``<name>.hooks.<hook>``, from the walk in which the expression is first true.
+        ``state`` holds the variables the expressions read (``workflow.status``, ``steps.X.status``)."""
+        started: list[NodeStatus] = []
+        for hook_name, hook in sorted((hooks or {}).items()):
+            if hook_name == "exit" or not hook.expression:
+                continue
+            node_name = f"{name}.hooks.{hook_name}"
+            if self.run.node(node_name) is None:
+                if self._stopping() or self._deadline_passed():
+                    continue
+                try:
+                    fire = evaluate_bool(hook.expression, build_env({**self._global, **state}))
+                except ExpressionError:
+                    fire = False  # Argo logs and leaves the hook unfired while it cannot be evaluated
+                if not fire:
+                    continue
+            node = self._run_hook(hook, node_name, f"{display}.hooks.{hook_name}", boundary, context, {}, exit_hook=False)
+            if not node.hooked:
+                node = self.run.put(node.model_copy(update={"node_flag": HOOKED}))
+            started.append(node)
+        return started
+
     def _run_hook(
         self,
         hook: LifecycleHook,
@@ -183,6 +224,8 @@ class Operator:
         boundary: str | None,
         context: str | None,
         outputs_scope: dict[str, Any],
+        *,
+        exit_hook: bool = True,
     ) -> NodeStatus:
         """Argo's runOnExitNode: arguments resolved against the hooked node's outputs (unresolved
         references stay as written), then the hook's template runs as node ``name``."""
@@ -197,11 +240,27 @@ class Operator:
         tmpl, inner = self._resolve(call, context)
         if isinstance(tmpl, str):
             return self._error(name, display, NodeType.POD, boundary, tmpl)
-        self._exit_depth += 1
+        depth = 1 if exit_hook else 0  # exit handlers run on under Stop and past the deadline
+        self._exit_depth += depth
         try:
             return self._execute(name, display, tmpl, args, self._global, boundary, inner, lenient=True)
         finally:
-            self._exit_depth -= 1
+            self._exit_depth -= depth
+
+    def _step_hooks(
+        self, hooked: NodeStatus, step: WorkflowStep, prefix: str, boundary: str | None, context: str | None
+    ) -> bool:
+        """Run the step's (or task's) lifecycle and exit hooks as they come due; True once every hook
+        that started has finished and the exit hook, if any, has run."""
+        status = "Running" if hooked.id in self.launched and not hooked.phase.done else hooked.phase.value
+        pending = False
+        for node in self._expression_hooks(
+            step.hooks, hooked.name, hooked.display_name, boundary, context, {f"{prefix}.status": status}
+        ):
+            self._attach(self.run.nodes[hooked.id], node)
+            pending = pending or not node.phase.done
+        exit_node = self._step_exit_hook(hooked, step, prefix, boundary, context)
+        return not pending and (exit_node is None or exit_node.phase.done)
 
     def _step_exit_hook(
         self, hooked: NodeStatus, step: WorkflowStep, prefix: str, boundary: str | None, context: str | None
@@ -478,8 +537,7 @@ class Operator:
             for child in kids if kids is not None else [head]:
                 results.append((step, child))
                 node = self._attach(self.run.nodes[node.id], child)
-                hook = self._step_exit_hook(child, step, f"steps.{step.name}", parent.id, context)
-                hooks_done = hooks_done and (hook is None or hook.phase.done)
+                hooks_done = self._step_hooks(child, step, f"steps.{step.name}", parent.id, context) and hooks_done
         if not hooks_done or not all(child.phase.done for _, child in results):
             return self.run.nodes[node.id]
         added: dict[str, Any] = {}
@@ -580,7 +638,7 @@ class _DagWalk:
     def __init__(self, op: Operator, node: NodeStatus, tasks: dict[str, DAGTask], scope: dict[str, Any], context: str | None) -> None:
         self.op, self.node, self.tasks, self.scope, self.context = op, node, tasks, scope, context
         self.visited: set[str] = set()
-        self.hooks: dict[str, NodeStatus] = {}
+        self.hooks_done: dict[str, bool] = {}
 
     def task_node(self, name: str) -> NodeStatus | None:
         return self.op.run.node(f"{self.node.name}.{name}")
@@ -634,22 +692,18 @@ class _DagWalk:
                 return
         self._run(task)
         node = self.task_node(name)
-        if node is not None and node.phase.done:
+        if node is not None:
             self._hook(task, node)
 
-    def _hook(self, task: DAGTask, node: NodeStatus) -> NodeStatus | None:
-        hook = self.op._step_exit_hook(node, task, f"tasks.{task.name}", self.node.id, self.context)
-        if hook is not None:
-            self.hooks[task.name] = hook
-        return hook
+    def _hook(self, task: DAGTask, node: NodeStatus) -> None:
+        self.hooks_done[task.name] = self.op._step_hooks(node, task, f"tasks.{task.name}", self.node.id, self.context)
 
     def hooks_pending(self, name: str) -> bool:
-        """A task's exit hook still runs: its dependents and the DAG wait for it (as in Argo)."""
+        """A task's hooks still run: its dependents and the DAG wait for them (as in Argo)."""
         task = self.tasks.get(name)
-        if task is None or _exit_hook(task.hooks, task.on_exit) is None:
+        if task is None or (not task.hooks and not task.on_exit):
             return False
-        hook = self.hooks.get(name)
-        return hook is None or not hook.phase.done
+        return not self.hooks_done.get(name, False)
 
     def _add_scope(self, name: str) -> None:
         node = self.task_node(name)

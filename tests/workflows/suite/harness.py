@@ -111,8 +111,6 @@ def unsupported(entry: Entry) -> str | None:
         for key in _keys(doc.get("spec") or {}):
             if key in NOT_YET:
                 return NOT_YET[key]
-        if any(name != "exit" for name in _hook_names(doc.get("spec") or {})):
-            return "lifecycle hooks with expressions (issue 4)"
         templates = (doc.get("spec") or {}).get("templates") or []
         if any(isinstance(t, dict) and "parallelism" in t for t in templates):
             return "template-level parallelism (issue 6)"
@@ -121,18 +119,6 @@ def unsupported(entry: Entry) -> str | None:
             if key in NOT_YET:
                 return f"{NOT_YET[key]} in referenced template {ref_name}/{tmpl_name}"
     return None
-
-
-def _hook_names(value: Any) -> Iterator[str]:
-    if isinstance(value, dict):
-        hooks = value.get("hooks")
-        if isinstance(hooks, dict):
-            yield from (str(k) for k in hooks)
-        for sub in value.values():
-            yield from _hook_names(sub)
-    elif isinstance(value, list):
-        for sub in value:
-            yield from _hook_names(sub)
 
 
 def _template_refs(value: Any) -> Iterator[tuple[str, str]]:
