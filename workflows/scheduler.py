@@ -31,7 +31,7 @@ from workflows.models import Template, Workflow
 from workflows.operator.state import WorkflowRun
 from workflows.quantities import parse_cpu, parse_memory
 from workflows.operator.walker import Launch, Operator, leaf_outputs, workflow_outcome
-from workflows.status import NodeOutputs, NodePhase, NodeStatus, OutputParameter, WorkflowPhase, now
+from workflows.status import NodeOutputs, NodePhase, NodeStatus, OutputParameter, WorkflowPhase, node_id, now
 from workflows.store import ResourceRecord, WorkflowRecord, WorkflowStore
 from workflows.submit import SubmitOptions, prepare
 
@@ -197,11 +197,15 @@ class Scheduler:
 
     # -- loading ----------------------------------------------------------------------------
 
-    async def _load(self, record: WorkflowRecord, *, recovering: bool) -> WorkflowRun:
+    async def _load(
+        self, record: WorkflowRecord, *, recovering: bool, reuse: dict[str, NodeStatus] | None = None
+    ) -> WorkflowRun:
         workflow = Workflow.model_validate(record.manifest)
         stored = {k: Template.model_validate(v) for k, v in (record.status.get("storedTemplates") or {}).items()}
         nodes = await self.store.load_nodes(record.uid) if recovering else {}
         run = WorkflowRun(record=record, workflow=workflow, nodes=nodes, stored_templates=stored)
+        for node in _reused_steps(reuse or {}, record.name):
+            run.put(node)
         for param in (record.status.get("outputs") or {}).get("parameters", []):
             run.global_outputs[param["name"]] = param.get("value")
         run.memo = await self._load_memo(record.namespace, [*(workflow.spec.templates or []), *stored.values()])
@@ -268,10 +272,19 @@ class Scheduler:
 
     # -- public operations ------------------------------------------------------------------
 
-    async def submit(self, workflow: Workflow, options: SubmitOptions | None = None, *, file: str = "workflow") -> WorkflowRecord:
+    async def submit(
+        self,
+        workflow: Workflow,
+        options: SubmitOptions | None = None,
+        *,
+        file: str = "workflow",
+        reuse: dict[str, NodeStatus] | None = None,
+    ) -> WorkflowRecord:
+        """Store and start a workflow. ``reuse``: nodes of an earlier run (``resubmit --memoized``)
+        whose succeeded steps count as done here, under this workflow's node names."""
         record, _ = await prepare(workflow, self.store, options, file=file)
         await self.store.create_workflow(record)
-        await self._load(record, recovering=False)
+        await self._load(record, recovering=False, reuse=reuse)
         log.info("submitted workflow %s/%s", record.namespace, record.name)
         return record
 
@@ -427,17 +440,21 @@ class Scheduler:
         await self._load(record, recovering=True)
         return record
 
-    async def resubmit(self, namespace: str, name: str) -> WorkflowRecord:
-        """Submit a new workflow with the same spec (generateName ``<name>-``)."""
+    async def resubmit(self, namespace: str, name: str, *, memoized: bool = False) -> WorkflowRecord:
+        """Submit a new workflow with the same spec (generateName ``<name>-``); ``memoized``: the
+        steps that succeeded in this one are not run again (Argo's ``resubmit --memoized``)."""
         record = await self.store.get_workflow(namespace, name)
         if record is None:
             raise WorkflowNotFound(namespace, name)
+        if memoized and not record.phase.done:
+            raise WorkflowNotActive(namespace, name, record.phase.value, verb="resubmitted with --memoized")
+        reuse = await self.store.load_nodes(record.uid) if memoized else None
         manifest = dict(record.manifest)
         meta = {k: v for k, v in manifest.get("metadata", {}).items() if k in ("labels", "annotations")}
         meta["generateName"] = f"{name}-"
         meta["labels"] = {**meta.get("labels", {}), "workflows.argoproj.io/resubmitted-from-workflow": name}
         workflow = Workflow.model_validate({**manifest, "metadata": meta})
-        return await self.submit(workflow, SubmitOptions(namespace=namespace))
+        return await self.submit(workflow, SubmitOptions(namespace=namespace), reuse=reuse)
 
     async def wait_done(self, namespace: str, name: str, timeout: float) -> WorkflowRecord:
         """The workflow once it finished (or as it is when ``timeout`` runs out)."""
@@ -603,6 +620,28 @@ class Scheduler:
         )
         self._publish_wake.set()
         self._forget(record.uid)
+
+
+def _reused_steps(old: dict[str, NodeStatus], new_name: str) -> list[NodeStatus]:
+    """The succeeded leaves of an earlier run, renamed into the workflow ``new_name``: the walk finds
+    them done and builds everything around them afresh. Exit handlers and hooks run again."""
+    roots = [n for n in old.values() if n.boundary_id is None and n.id == n.name]
+    if not roots:
+        return []
+    old_name = roots[0].name
+    out = []
+    for node in old.values():
+        if node.type.value != "Pod" or node.phase != NodePhase.SUCCEEDED or node.hooked:
+            continue
+        if not node.name.startswith(old_name) or ".onExit" in node.name or ".hooks." in node.name:
+            continue
+        name = new_name + node.name[len(old_name):]
+        out.append(
+            node.model_copy(
+                update={"id": node_id(new_name, name), "name": name, "children": [], "boundary_id": None, "pid": None}
+            )
+        )
+    return out
 
 
 def supplied_outputs(

@@ -152,7 +152,7 @@ async def act_on_workflow(request: Request) -> JSONResponse:
         case "retry":
             record = await scheduler.retry(p["namespace"], p["name"])
         case "resubmit":
-            record = await scheduler.resubmit(p["namespace"], p["name"])
+            record = await scheduler.resubmit(p["namespace"], p["name"], memoized=bool(body.get("memoized")))
         case _:
             raise ApiError(404, f"unknown workflow action {verb!r}")
     _, nodes = await scheduler.get(record.namespace, record.name)

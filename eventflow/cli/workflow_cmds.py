@@ -194,6 +194,8 @@ def cmd_action(args: argparse.Namespace) -> int:
             body: dict[str, Any] = {}
             if getattr(args, "node_field_selector", None):
                 body["nodeFieldSelector"] = args.node_field_selector
+            if getattr(args, "memoized", False):
+                body["memoized"] = True
             if getattr(args, "output_parameter", None):
                 body["outputParameters"] = json.dumps(_kv(args.output_parameter, "-p"))
             result = client.request("PUT", f"/api/v1/workflows/{client.namespace}/{name}/{args.action}", json=body)
@@ -318,6 +320,8 @@ def register(commands: Any) -> None:
         p.add_argument("names", nargs="*", metavar="NAME")
         if action == "delete":
             p.add_argument("-f", "--filename", action="append", help="delete the resources in FILE|DIR instead")
+        if action == "resubmit":
+            p.add_argument("--memoized", action="store_true", help="do not run again the steps that succeeded")
         if action == "resume":
             p.add_argument("--node-field-selector", help="only resume matching suspend nodes, e.g. displayName=approve")
             p.add_argument(
