@@ -25,13 +25,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from eventbus import JetStreamBus, Subjects
-from workflows.executor import LocalExecutor, ProcessResult, ProcessSpec
+from workflows.executor import ProcessResult, ProcessSpec
 from workflows.lifecycle import OutboxPublisher, lifecycle_event, progress
 from workflows.models import Template, Workflow
 from workflows.operator.state import WorkflowRun
-from workflows.quantities import parse_cpu, parse_memory
+from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
 from workflows.operator.walker import Launch, Operator, leaf_outputs, workflow_outcome
-from workflows.status import NodeOutputs, NodePhase, NodeStatus, OutputParameter, WorkflowPhase, node_id, now
+from workflows.quantities import parse_cpu, parse_memory
+from workflows.status import NodePhase, NodeStatus, WorkflowPhase, now
+from workflows.status import node_id as make_node_id
 from workflows.store import ResourceRecord, WorkflowRecord, WorkflowStore
 from workflows.submit import SubmitOptions, prepare
 
@@ -57,10 +59,6 @@ class WorkflowNotActive(ValueError):
 
 
 MEMO_LABEL = "workflows.argoproj.io/configmap-type"
-
-
-class InvalidNodeUpdate(ValueError):
-    """A resume or node update that cannot be applied (the workflow is left as it was)."""
 
 
 class Executor(Protocol):
@@ -180,7 +178,7 @@ class Scheduler:
                     continue
                 try:
                     await self._walk(run)
-                except Exception:  # noqa: BLE001 - one broken workflow must not stop the others
+                except Exception:
                     log.exception("walking workflow %s/%s failed", run.record.namespace, run.name)
                     await self._fail(run, WorkflowPhase.ERROR, "internal error while operating the workflow; see the server log")
 
@@ -561,7 +559,7 @@ class Scheduler:
             result = await self.executor.run(spec, gate=asyncio.shield(committed))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - an executor failure is the node's error, not ours
+        except Exception as exc:
             if committed.done() and not committed.cancelled() and committed.exception() is exc:
                 return  # the commit failed: the node never started, and the walk reports it
             log.exception("executor failed on node %s", launch.node_id)
@@ -638,45 +636,10 @@ def _reused_steps(old: dict[str, NodeStatus], new_name: str) -> list[NodeStatus]
         name = new_name + node.name[len(old_name):]
         out.append(
             node.model_copy(
-                update={"id": node_id(new_name, name), "name": name, "children": [], "boundary_id": None, "pid": None}
+                update={"id": make_node_id(new_name, name), "name": name, "children": [], "boundary_id": None, "pid": None}
             )
         )
     return out
-
-
-def supplied_outputs(
-    node: NodeStatus, tmpl: Template | None, parameters: dict[str, str], *, final: bool
-) -> NodeOutputs | None:
-    """A suspend node's outputs with ``parameters`` supplied (checked against the names the template
-    declares as ``valueFrom.supplied`` and against the enum of the input of the same name). ``final``:
-    the node is being resumed, so every supplied output needs a value (else the input's)."""
-    declared = [p for p in ((tmpl.outputs.parameters or []) if tmpl is not None and tmpl.outputs else [])]
-    supplied = {p.name for p in declared if p.value_from is not None and p.value_from.supplied is not None}
-    unknown = sorted(set(parameters) - supplied)
-    if unknown:
-        raise InvalidNodeUpdate(
-            f"node {node.display_name}: {', '.join(unknown)} is not a supplied output parameter"
-            f" (supplied: {', '.join(sorted(supplied)) or 'none'})"
-        )
-    inputs = {p["name"]: p.get("value") for p in (node.inputs or {}).get("parameters", [])}
-    enums = {p.name: [str(e) for e in p.enum] for p in ((tmpl.inputs.parameters or []) if tmpl and tmpl.inputs else []) if p.enum}
-    have = {p.name: p.value for p in (node.outputs.parameters if node.outputs else [])}
-    values: list[OutputParameter] = []
-    for param in declared:
-        value = parameters.get(param.name, have.get(param.name))
-        if value is not None and param.name in enums and value not in enums[param.name]:
-            raise InvalidNodeUpdate(
-                f"node {node.display_name}: output parameter {param.name!r} value {value!r} is not one of"
-                f" [{', '.join(enums[param.name])}]"
-            )
-        if value is None and final and param.name in supplied:
-            value = inputs.get(param.name)
-            if value is None:
-                raise InvalidNodeUpdate(
-                    f"node {node.display_name}: output parameter {param.name!r} has not been set and does not have a default value"
-                )
-        values.append(OutputParameter(name=param.name, value=value))
-    return NodeOutputs(parameters=values) if values else node.outputs
 
 
 def data_dir_for(base: Path) -> Path:

@@ -38,6 +38,7 @@ from workflows.operator.params import (
 )
 from workflows.operator.retries import RetryDecision, decide
 from workflows.operator.state import WorkflowRun
+from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
 from workflows.durations import parse_duration
 from workflows.status import NodeOutputs, NodePhase, NodeStatus, NodeType, OutputParameter, node_id
 
@@ -445,7 +446,12 @@ class Operator:
                 return self._finish(node, NodePhase.ERROR, str(exc))
             due = node.started_at.timestamp() + seconds
             if self._now.timestamp() >= due:
-                return self._finish(node, NodePhase.SUCCEEDED)
+                # Nobody supplied the outputs in time: each takes its input's value, as on resume.
+                try:
+                    outputs = supplied_outputs(node, tmpl, {}, final=True)
+                except InvalidNodeUpdate as exc:
+                    return self._finish(node, NodePhase.ERROR, str(exc))
+                return self._finish(self.run.put(node.model_copy(update={"outputs": outputs})), NodePhase.SUCCEEDED)
             self.wake_at = min(self.wake_at or due, due)
         return node
 
