@@ -374,3 +374,45 @@ def test_cli_cron_apply_list_suspend_resume_delete(server: ServerProcess, tmp_pa
     assert cli(server, "cron", "delete", "nightly").returncode == 0
     missing = cli(server, "cron", "get", "nightly")
     assert missing.returncode == 1 and "nightly" in missing.stderr
+
+
+APPROVAL = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: approval-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: approval, template: approval}
+    - - {name: deploy, template: deploy, when: "{{steps.approval.outputs.parameters.approve}} == YES"}
+  - name: approval
+    suspend: {}
+    inputs: {parameters: [{name: approve, default: "NO", enum: ["YES", "NO"]}]}
+    outputs: {parameters: [{name: approve, valueFrom: {supplied: {}}}]}
+  - name: deploy
+    container: {image: alpine, command: [echo, deployed]}
+"""
+
+
+def test_resume_with_a_value_outside_the_enum_is_400_and_stays_suspended(server: ServerProcess, tmp_path: Path) -> None:
+    spec = tmp_path / "approval.yaml"
+    spec.write_text(APPROVAL)
+    name = cli(server, "submit", str(spec), "-o", "name").stdout.split()[0]
+    url = f"{server.base_url}/api/v1/workflows/default/{name}"
+
+    def suspended() -> bool:
+        nodes = httpx.get(url).json()["status"].get("nodes") or {}
+        return any(n["type"] == "Suspend" and n["phase"] == "Running" for n in nodes.values())
+
+    eventually_sync(suspended, timeout=20, what="the approval step to wait")
+    bad = httpx.put(f"{url}/resume", json={"outputParameters": '{"approve": "MAYBE"}'})
+    assert bad.status_code == 400
+    assert "'MAYBE' is not one of [YES, NO]" in bad.json()["message"]
+    assert suspended()
+    resumed = cli(server, "resume", name, "-p", "approve=YES")
+    assert resumed.returncode == 0, resumed.stderr
+    eventually_sync(lambda: _phase(server, name) == "Succeeded", timeout=20, what="the approved run")
+    nodes = httpx.get(url).json()["status"]["nodes"].values()
+    assert {n["displayName"]: n["phase"] for n in nodes if n["displayName"] == "deploy"} == {"deploy": "Succeeded"}

@@ -98,6 +98,9 @@ class Operator:
         # Workflow-level lifecycle hooks that fired (``spec.hooks.<name>.expression``): the workflow
         # ends only once they have.
         self.hook_nodes: list[NodeStatus] = []
+        # (this attempt's name, the previous attempt's name) of retried steps/DAG templates being walked:
+        # a step that succeeded in the previous attempt is reused, not run again.
+        self._reuse: list[tuple[str, str]] = []
         # step name -> (node, fan-out children) seen in this walk, for the steps.<name> scope
         self._recorded: dict[tuple[str, str], tuple[NodeStatus, list[NodeStatus] | None]] = {}
 
@@ -128,6 +131,20 @@ class Operator:
             self._global["workflow.failures"] = self.run.failures_json()
             self.exit_node = self._run_hook(hook, f"{self.run.name}.onExit", f"{self.run.name}.onExit", None, None, {})
         return root
+
+    def _reused(self, name: str, display: str, tmpl: Template, boundary: str | None) -> NodeStatus | None:
+        """This step's node in the previous attempt of the retried template around it, copied as
+        done, if it succeeded there."""
+        current, previous = self._reuse[-1]
+        if not name.startswith(current):
+            return None
+        old = self.run.node(previous + name[len(current) :])
+        if old is None or old.phase != NodePhase.SUCCEEDED or old.type != NodeType.POD:
+            return None
+        node = self._new(
+            name, display, NodeType.POD, tmpl.name, boundary, inputs=old.inputs, outputs=old.outputs, log_path=old.log_path
+        )
+        return self._finish(node, NodePhase.SUCCEEDED)
 
     # -- memoization ------------------------------------------------------------------------
 
@@ -352,6 +369,10 @@ class Operator:
         if strategy is not None and attempt is None:
             return self._retry(name, display, tmpl, strategy, arguments, caller_scope, boundary, context, lenient)
         kind = tmpl.type
+        if node is None and self._reuse and tmpl.is_leaf:
+            reused = self._reused(name, display, tmpl, boundary)
+            if reused is not None:
+                return reused
         if node is None:
             try:
                 values = resolve_inputs(
@@ -472,8 +493,8 @@ class Operator:
         attempts = [self.run.nodes[c] for c in node.children if c in self.run.nodes and not self.run.nodes[c].hooked]
         last = attempts[-1] if attempts else None
         if last is not None and not last.phase.done:
-            last = self._execute(
-                last.name, last.display_name, tmpl, arguments, caller_scope, node.id, context, len(attempts) - 1, lenient=lenient
+            last = self._attempt(
+                name, last.name, last.display_name, tmpl, arguments, caller_scope, node.id, context, len(attempts) - 1, lenient
             )
             attempts[-1] = last
             if not last.phase.done:
@@ -497,8 +518,8 @@ class Operator:
                     node = self.run.put(node.model_copy(update={"message": wait_msg}))
                 return node
         index = len(attempts)
-        child = self._execute(
-            f"{name}({index})", f"{display}({index})", tmpl, arguments, caller_scope, node.id, context, index, lenient=lenient
+        child = self._attempt(
+            name, f"{name}({index})", f"{display}({index})", tmpl, arguments, caller_scope, node.id, context, index, lenient
         )
         node = self._attach(self.run.nodes[node.id], child)
         if node.message:
@@ -506,6 +527,30 @@ class Operator:
         if child.phase.done:
             self.wake_at = min(self.wake_at or 0.0, self._now.timestamp()) or self._now.timestamp()  # decide on the next walk
         return node
+
+    def _attempt(
+        self,
+        retried: str,
+        name: str,
+        display: str,
+        tmpl: Template,
+        arguments: Arguments | None,
+        caller_scope: dict[str, Any],
+        boundary: str,
+        context: str | None,
+        index: int,
+        lenient: bool,
+    ) -> NodeStatus:
+        """Walk attempt ``index``; in a steps/DAG template, what succeeded in attempt ``index - 1`` is
+        reused (eventflow re-runs only what failed, where Argo re-runs the whole template)."""
+        reuse = index > 0 and not tmpl.is_leaf
+        if reuse:
+            self._reuse.append((name, f"{retried}({index - 1})"))
+        try:
+            return self._execute(name, display, tmpl, arguments, caller_scope, boundary, context, index, lenient=lenient)
+        finally:
+            if reuse:
+                self._reuse.pop()
 
     # -- steps ------------------------------------------------------------------------------
 
