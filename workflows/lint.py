@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, assert_never
 
+from workflows.durations import parse_duration
 from workflows.errors import Finding, LintError
 from workflows.models import (
     Arguments,
@@ -381,6 +382,18 @@ class _Linter:
             )
         if retry.expression:
             self.expression(retry.expression, "expression", f"{label}.retryStrategy.expression")
+        backoff = retry.backoff
+        if backoff is not None:
+            for name, value in (("duration", backoff.duration), ("maxDuration", backoff.max_duration), ("cap", backoff.cap)):
+                if value is not None and not _is_duration(value):
+                    self.add(f"{label}.retryStrategy.backoff.{name}", f"invalid duration {value!r}, e.g. '30s' or 10")
+            factor = backoff.factor
+            if factor is not None and "{{" not in str(factor):
+                try:
+                    if float(factor) < 0:
+                        raise ValueError
+                except ValueError:
+                    self.add(f"{label}.retryStrategy.backoff.factor", f"must be a non-negative number, got {factor!r}")
 
     def limits(self, template: Template, label: str) -> None:
         kind = template.type
@@ -697,3 +710,15 @@ def _cron_problem(schedule: str) -> str | None:
         return f"expected exactly 5 fields, found {len(fields)}"
     bad = [f for f in fields if not re.fullmatch(r"[0-9A-Za-z*?/,\-]+", f)]
     return f"invalid field {bad[0]!r}" if bad else None
+
+
+def _is_duration(value: object) -> bool:
+    """A Go-style duration or a number of seconds; templated values are checked when they resolve."""
+    text = str(value)
+    if "{{" in text:
+        return True
+    try:
+        parse_duration(text)
+    except ValueError:
+        return False
+    return True

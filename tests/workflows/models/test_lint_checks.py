@@ -185,6 +185,16 @@ def test_lint_valid_workflow_returns_nothing() -> None:
             id="retry-policy",
         ),
         pytest.param(
+            "entrypoint: a\ntemplates: [{name: a, retryStrategy: {backoff: {duration: soon}}, container: {image: x}}]",
+            "templates.a.retryStrategy.backoff.duration invalid duration 'soon', e.g. '30s' or 10",
+            id="backoff-duration",
+        ),
+        pytest.param(
+            "entrypoint: a\ntemplates: [{name: a, retryStrategy: {backoff: {duration: 1, factor: -2}}, container: {image: x}}]",
+            "templates.a.retryStrategy.backoff.factor must be a non-negative number, got -2",
+            id="backoff-factor",
+        ),
+        pytest.param(
             "entrypoint: a\nretryStrategy: {limit: '-2'}\ntemplates: [{name: a, container: {image: x}}]",
             "spec.retryStrategy.limit must be a non-negative integer or an argo variable, got '-2'",
             id="workflow-retry-limit",
