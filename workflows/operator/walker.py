@@ -53,6 +53,10 @@ DEADLINE_MESSAGE = "Step exceeded its deadline"
 HOOKED = {"hooked": True}
 
 
+class _Held(Exception):
+    """A child that its template's ``parallelism`` (or failFast after a failure) keeps from starting yet."""
+
+
 @dataclass(frozen=True)
 class Launch:
     """A leaf node to start, with its template after substitution."""
@@ -63,6 +67,10 @@ class Launch:
     deadline: float | None = None
     deadline_message: str = POD_DEADLINE_MESSAGE
 
+
+# Children that count against a template's parallelism (Argo's countActiveChildren), plus Retry
+# nodes, which stand for their attempts here.
+_COUNTED = frozenset({NodeType.POD, NodeType.STEPS, NodeType.DAG, NodeType.RETRY})
 
 _TYPE_OF = {
     TemplateType.STEPS: NodeType.STEPS,
@@ -101,6 +109,12 @@ class Operator:
         # (this attempt's name, the previous attempt's name) of retried steps/DAG templates being walked:
         # a step that succeeded in the previous attempt is reused, not run again.
         self._reuse: list[tuple[str, str]] = []
+        # template.parallelism of the steps/DAG invocations walked: node id -> (limit, failFast), and
+        # how many of their children are active (counted once per walk, then kept up to date).
+        self._limits: dict[str, tuple[int, bool]] = {}
+        self._active: dict[str, int] = {}
+        self._failed: dict[str, bool] = {}
+        self._held = False  # the step group being walked left a child unstarted (parallelism)
         # step name -> (node, fan-out children) seen in this walk, for the steps.<name> scope
         self._recorded: dict[tuple[str, str], tuple[NodeStatus, list[NodeStatus] | None]] = {}
 
@@ -131,6 +145,27 @@ class Operator:
             self._global["workflow.failures"] = self.run.failures_json()
             self.exit_node = self._run_hook(hook, f"{self.run.name}.onExit", f"{self.run.name}.onExit", None, None, {})
         return root
+
+    # -- template parallelism ---------------------------------------------------------------
+
+    def _admit(self, boundary: str) -> None:
+        """Let one more child of a parallelism-limited template start, or raise :class:`_Held`."""
+        limit, fail_fast = self._limits[boundary]
+        if boundary not in self._active:
+            children = [n for n in self.run.nodes.values() if n.boundary_id == boundary and n.type in _COUNTED]
+            self._active[boundary] = sum(
+                1 for n in children if not n.phase.done and (n.phase != NodePhase.PENDING or n.id in self.launched)
+            )
+            self._failed[boundary] = any(n.phase in (NodePhase.FAILED, NodePhase.ERROR) for n in children)
+        if fail_fast and self._failed[boundary]:
+            raise _Held
+        if self._active[boundary] >= limit:
+            raise _Held
+        self._active[boundary] += 1
+
+    def _limit(self, node: NodeStatus, tmpl: Template) -> None:
+        if tmpl.parallelism:
+            self._limits[node.id] = (tmpl.parallelism, bool(tmpl.fail_fast))
 
     def _reused(self, name: str, display: str, tmpl: Template, boundary: str | None) -> NodeStatus | None:
         """This step's node in the previous attempt of the retried template around it, copied as
@@ -365,6 +400,8 @@ class Operator:
             return node
         if node is not None and node.id in self.launched:
             return node  # a leaf whose process is running
+        if node is None and boundary in self._limits:
+            self._admit(boundary)
         strategy = tmpl.retry_strategy or (self.run.workflow.spec.retry_strategy if tmpl.is_leaf else None)
         if strategy is not None and attempt is None:
             return self._retry(name, display, tmpl, strategy, arguments, caller_scope, boundary, context, lenient)
@@ -557,6 +594,7 @@ class Operator:
     def _steps(self, node: NodeStatus, tmpl: Template, scope: dict[str, Any], context: str | None) -> NodeStatus:
         if node.phase == NodePhase.PENDING:
             node = self.run.put(node.model_copy(update={"phase": NodePhase.RUNNING}))
+        self._limit(node, tmpl)
         scope = dict(scope)
         for index, group in enumerate(tmpl.steps or []):
             group_node = self._step_group(node, f"{node.name}[{index}]", group, scope, context)
@@ -564,7 +602,8 @@ class Operator:
             if not group_node.phase.done:
                 return node
             if group_node.phase in (NodePhase.FAILED, NodePhase.ERROR):
-                return self._finish(node, group_node.phase, group_node.message)
+                message = FAIL_FAST_MESSAGE if tmpl.parallelism and tmpl.fail_fast else group_node.message
+                return self._finish(node, group_node.phase, message)
         return self._complete_with_outputs(node, tmpl, scope)
 
     def _step_group(
@@ -583,13 +622,19 @@ class Operator:
         # rebuilds the steps.<name> scope that later groups and outputs read.
         results: list[tuple[WorkflowStep, NodeStatus]] = []
         hooks_done = True
+        outer_held, self._held = self._held, False  # nested groups keep their own flag
         for step in group:
             head, kids = self._run_step(node, step, scope, parent.id, context)
             for child in kids if kids is not None else [head]:
                 results.append((step, child))
                 node = self._attach(self.run.nodes[node.id], child)
                 hooks_done = self._step_hooks(child, step, f"steps.{step.name}", parent.id, context) and hooks_done
-        if not hooks_done or not all(child.phase.done for _, child in results):
+        held, self._held = self._held, outer_held
+        held = held and not (
+            self._limits.get(parent.id, (0, False))[1]
+            and any(c.phase in (NodePhase.FAILED, NodePhase.ERROR) for _, c in results)
+        )
+        if held or not hooks_done or not all(child.phase.done for _, child in results):
             return self.run.nodes[node.id]
         added: dict[str, Any] = {}
         for step in group:
@@ -615,10 +660,22 @@ class Operator:
             self._recorded[(group.name, step.name)] = (err, None)
             return err, None
         if items is None:
-            child = self._call(base, step.name, step, scope, None, boundary, context)
+            try:
+                child = self._call(base, step.name, step, scope, None, boundary, context)
+            except _Held:
+                self._held = True
+                kids: list[NodeStatus] = []
+                head = NodeStatus(id=base, name=base, display_name=step.name, type=NodeType.STEPS, phase=NodePhase.PENDING)
+                self._recorded[(group.name, step.name)] = (head, kids)
+                return head, kids
             self._recorded[(group.name, step.name)] = (child, None)
             return child, None
-        kids = [self._call(f"{base}{it.label}", f"{step.name}{it.label}", step, scope, it, boundary, context) for it in items]
+        kids = []
+        for it in items:
+            try:
+                kids.append(self._call(f"{base}{it.label}", f"{step.name}{it.label}", step, scope, it, boundary, context))
+            except _Held:
+                self._held = True
         head = NodeStatus(id=base, name=base, display_name=step.name, type=NodeType.STEPS, phase=_aggregate_phase(kids))
         self._recorded[(group.name, step.name)] = (head, kids)
         return head, kids
@@ -654,6 +711,7 @@ class Operator:
         assert dag is not None
         if node.phase == NodePhase.PENDING:
             node = self.run.put(node.model_copy(update={"phase": NodePhase.RUNNING}))
+        self._limit(node, tmpl)
         dctx = _DagWalk(self, node, {t.name: t for t in dag.tasks}, dict(scope), context)
         targets = _targets(dag.target, dctx.tasks, scope)
         for name in targets:
@@ -663,7 +721,7 @@ class Operator:
         if phase == NodePhase.RUNNING:
             return node
         if phase in (NodePhase.FAILED, NodePhase.ERROR):
-            return self._finish(node, phase)
+            return self._finish(node, phase, FAIL_FAST_MESSAGE if tmpl.parallelism and tmpl.fail_fast else None)
         return self._complete_with_outputs(node, tmpl, dctx.scope)
 
     # -- completion -------------------------------------------------------------------------
@@ -690,6 +748,7 @@ class _DagWalk:
         self.op, self.node, self.tasks, self.scope, self.context = op, node, tasks, scope, context
         self.visited: set[str] = set()
         self.hooks_done: dict[str, bool] = {}
+        self.held = False  # a task (or item) its template's parallelism kept from starting
 
     def task_node(self, name: str) -> NodeStatus | None:
         return self.op.run.node(f"{self.node.name}.{name}")
@@ -771,17 +830,26 @@ class _DagWalk:
             op._attach(op.run.nodes[dag.id], err)
             return
         if items is None:
-            child = op._call(name, task.name, task, self.scope, None, dag.id, self.context)
+            try:
+                child = op._call(name, task.name, task, self.scope, None, dag.id, self.context)
+            except _Held:
+                self.held = True
+                return
             op._attach(op.run.nodes[dag.id], child)
             return
         group = op.run.node(name) or op._new(name, task.name, NodeType.TASK_GROUP, task.template, dag.id, phase=NodePhase.RUNNING)
         op._attach(op.run.nodes[dag.id], group)
         kids = []
+        held = False
         for it in items:
-            child = op._call(f"{name}{it.label}", f"{task.name}{it.label}", task, self.scope, it, dag.id, self.context)
+            try:
+                child = op._call(f"{name}{it.label}", f"{task.name}{it.label}", task, self.scope, it, dag.id, self.context)
+            except _Held:
+                held = self.held = True
+                continue
             op._attach(op.run.nodes[group.id], child)
             kids.append(child)
-        if all(k.phase.done for k in kids):
+        if not held and all(k.phase.done for k in kids):
             failed = next((k for k in kids if k.phase in (NodePhase.FAILED, NodePhase.ERROR)), None)
             op._finish(op.run.nodes[group.id], failed.phase if failed else NodePhase.SUCCEEDED, failed.message if failed else None)
 

@@ -111,9 +111,6 @@ def unsupported(entry: Entry) -> str | None:
         for key in _keys(doc.get("spec") or {}):
             if key in NOT_YET:
                 return NOT_YET[key]
-        templates = (doc.get("spec") or {}).get("templates") or []
-        if any(isinstance(t, dict) and "parallelism" in t for t in templates):
-            return "template-level parallelism (issue 6)"
     for ref_name, tmpl_name in _template_refs(docs):
         for key in _keys(_fixture_template(ref_name, tmpl_name)):
             if key in NOT_YET:

@@ -40,6 +40,8 @@ def _params() -> list[object]:
         marks = [pytest.mark.skip(reason=f"not yet: {reason}")] if reason else []
         if tier == "B":
             marks.append(pytest.mark.slow)
+        # Some examples run for minutes by design (parallelism-nested-workflow: 4 x 30 s in turn).
+        marks.append(pytest.mark.timeout(float(entry.raw.get("max_seconds") or 60) + 60))
         out.append(pytest.param(entry, id=entry.id, marks=marks))
     return out
 
