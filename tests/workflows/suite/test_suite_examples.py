@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,39 +45,89 @@ def _params() -> list[object]:
         marks = [pytest.mark.skip(reason=f"not yet: {reason}")] if reason else []
         if tier == "B":
             marks.append(pytest.mark.slow)
-        # Some examples run for minutes by design (parallelism-nested-workflow: 4 x 30 s in turn).
-        marks.append(pytest.mark.timeout(float(entry.raw.get("max_seconds") or 60) + 60))
         out.append(pytest.param(entry, id=entry.id, marks=marks))
     return out
 
 
-@pytest.fixture
-async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
-    async with running_scheduler(tmp_path) as sched:
-        yield sched
+CONCURRENCY = 8  # examples in flight at once; most of their time is sleeping
 
 
+class SuiteRun:
+    """Every selected example, run concurrently on one scheduler (as a server runs many workflows),
+    longest first, in a background event loop; each test then checks its own example's result.
+    Run one after another, the long examples (minutes, by design) would take most of CI's budget."""
+
+    def __init__(self, tmp_path: Path, entries: list[Entry]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="suite-run", daemon=True)
+        self.thread.start()
+        self.stack = contextlib.AsyncExitStack()
+        self.scheduler: Scheduler = self._call(self.stack.enter_async_context(running_scheduler(tmp_path)), 60)
+        self.gate = asyncio.Semaphore(CONCURRENCY)
+        self.fixtures = asyncio.Lock()
+        self.results: dict[str, concurrent.futures.Future[list[str]]] = {}
+        longest_first = sorted(entries, key=lambda e: -float(e.raw.get("min_seconds") or 0))
+        for entry in longest_first:
+            self.results[entry.id] = asyncio.run_coroutine_threadsafe(self._run(entry), self.loop)
+
+    def _call(self, coro: Any, timeout: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _run(self, entry: Entry) -> list[str]:
+        async with self.gate:
+            scheduler = self.scheduler
+            async with self.fixtures:  # several examples load the same fixtures
+                await load_fixtures(scheduler.store, entry)
+            attempts = 2 if entry.raw.get("random") and entry.raw.get("p_fail") else 1
+            problems: list[str] = []
+            for _ in range(attempts):
+                record = await scheduler.submit(workflow_of(entry), file=entry.file)
+                timeout = float(entry.raw.get("max_seconds") or 60)
+                await drive(scheduler, entry, record.namespace, record.name, timeout)
+                final = await scheduler.wait_done(record.namespace, record.name, timeout)
+                if not final.phase.done:
+                    return [f"still {final.phase.value} after {timeout:.0f}s"]
+                _, nodes = await scheduler.get(record.namespace, record.name)
+                problems = check(entry, final, nodes)
+                if not problems:
+                    break
+                await scheduler.delete(record.namespace, record.name)
+            min_seconds = entry.raw.get("min_seconds")
+            if not problems and min_seconds and final.started_at and final.finished_at:
+                took = (final.finished_at - final.started_at).total_seconds()
+                if took < float(min_seconds) - 1:
+                    problems.append(f"finished in {took:.1f}s, expected >= {min_seconds}s")
+            return problems
+
+    def close(self) -> None:
+        for future in self.results.values():
+            future.cancel()
+        with contextlib.suppress(Exception):
+            self._call(self.stack.aclose(), 60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def suite_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SuiteRun]:
+    selected = [
+        item.callspec.params["entry"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_suite_example_reaches_expected_outcome"
+        and item.callspec.params.get("entry") is not None
+        and not item.get_closest_marker("skip")
+    ]
+    run = SuiteRun(tmp_path_factory.mktemp("suite"), selected)
+    yield run
+    run.close()
+
+
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("entry", _params())
-async def test_suite_example_reaches_expected_outcome(entry: Entry, scheduler: Scheduler) -> None:
-    await load_fixtures(scheduler.store, entry)
-    attempts = 2 if entry.raw.get("random") and entry.raw.get("p_fail") else 1
-    problems: list[str] = []
-    for _ in range(attempts):
-        record = await scheduler.submit(workflow_of(entry), file=entry.file)
-        timeout = float(entry.raw.get("max_seconds") or 60)
-        await drive(scheduler, entry, record.namespace, record.name, timeout)
-        final = await scheduler.wait_done(record.namespace, record.name, timeout)
-        assert final.phase.done, f"{entry.id}: still {final.phase.value} after {timeout:.0f}s"
-        _, nodes = await scheduler.get(record.namespace, record.name)
-        problems = check(entry, final, nodes)
-        if not problems:
-            break
-        await scheduler.delete(record.namespace, record.name)
+def test_suite_example_reaches_expected_outcome(entry: Entry, suite_run: SuiteRun) -> None:
+    problems = suite_run.results[entry.id].result(timeout=850)
     assert not problems, f"{entry.id}:\n  " + "\n  ".join(problems)
-    min_seconds = entry.raw.get("min_seconds")
-    if min_seconds and final.started_at and final.finished_at:
-        took = (final.finished_at - final.started_at).total_seconds()
-        assert took >= float(min_seconds) - 1, f"{entry.id}: finished in {took:.1f}s, expected >= {min_seconds}s"
 
 
 async def drive(scheduler: Scheduler, entry: Entry, namespace: str, name: str, timeout: float) -> None:
