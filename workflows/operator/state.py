@@ -163,6 +163,9 @@ class WorkflowRun:
             scope[f"workflow.labels.{key}"] = value
         for key, value in rec.annotations.items():
             scope[f"workflow.annotations.{key}"] = value
+        scheduled = rec.annotations.get("workflows.argoproj.io/scheduled-time")
+        if scheduled:
+            scope["workflow.scheduledTime"] = scheduled  # set on workflows a CronWorkflow submitted
         for key, value in self.global_outputs.items():
             scope[f"workflow.outputs.parameters.{key}"] = value
         del meta

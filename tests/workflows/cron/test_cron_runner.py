@@ -142,3 +142,14 @@ async def test_fall_back_night_fires_a_0130_job_once(scheduler: Scheduler) -> No
     for at in (first, first + timedelta(minutes=30), second, second + timedelta(minutes=5)):
         await runner.tick(at)
     assert [w.name for w in await _runs(scheduler, "nightly")] == [f"nightly-{int(first.timestamp())}"]
+
+
+async def test_submitted_workflow_sees_its_scheduled_time(scheduler: Scheduler) -> None:
+    await scheduler.store.put_resource(_cron("stamped", "0 * * * *", "echo at {{workflow.scheduledTime}}"))
+    at = datetime(YEAR, 6, 1, 10, 0, tzinfo=UTC)
+    await CronRunner(scheduler).tick(at)
+    await _all_done(scheduler, "stamped")
+    (run,) = await _runs(scheduler, "stamped")
+    _, nodes = await scheduler.get("default", run.name)
+    log = Path(nodes[run.name].log_path or "").read_text()
+    assert log.strip() == f"at {at.strftime('%Y-%m-%dT%H:%M:%SZ')}"
