@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -54,6 +55,7 @@ class _Started:
     cgroup: NodeCgroup | None
     root: RootDirs | None  # lent by ``pool`` until the node's outputs are read
     pool: RootPool | None
+    settled: concurrent.futures.Future[None] | None = None  # the spawning thread has left the cgroup
 
 
 class LocalExecutor:
@@ -244,11 +246,12 @@ class LocalExecutor:
                 _write_script(Path(ARGO_SCRIPT_PATH), spec.script_source)
 
         root: RootDirs | None = None
+        settled: concurrent.futures.Future[None] | None = None
         try:
             if roots is None or not isinstance(view, PrivateView):
                 proc = launch(start)
             else:
-                proc, root = await roots.start(prepare, start, launch)
+                proc, root, settled = await roots.start(prepare, start, launch)
                 view.attach(root)
         except OSError as exc:  # exec itself failed, e.g. a script without a #! line
             os.close(read_fd)
@@ -261,7 +264,7 @@ class LocalExecutor:
         self.started += 1
         if self._reaper is not None:
             self._reaper.track(proc.pid)
-        return _Started(Child(proc, read_fd, capture.feed), capture, cgroup, root, roots if root else None)
+        return _Started(Child(proc, read_fd, capture.feed), capture, cgroup, root, roots if root else None, settled)
 
     async def _follow(
         self,
@@ -301,6 +304,10 @@ class LocalExecutor:
                 child.signal_group(signal.SIGKILL)
                 if self._reaper is not None:
                     self._reaper.untrack(child.pid)
+                if started.settled is not None and not started.settled.done():
+                    # The namespace thread may still sit in the node's cgroup (a very short node).
+                    with contextlib.suppress(Exception):
+                        await asyncio.wrap_future(started.settled)
                 if cgroup is not None:
                     cgroup.kill_all()
                     oom = cgroup.oom_killed()

@@ -20,6 +20,7 @@ removed) is never lent again: it is unmounted and deleted instead.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import logging
@@ -162,36 +163,56 @@ class RootPool:
 
     async def start(
         self, prepare: Callable[[], None], start: Spawn, launch: Callable[[Spawn], subprocess.Popen[bytes]]
-    ) -> tuple[subprocess.Popen[bytes], RootDirs]:
+    ) -> tuple[subprocess.Popen[bytes], RootDirs, concurrent.futures.Future[None]]:
         """Take a root and start a node in it, in one trip to the namespace thread.
 
         ``prepare`` runs chrooted just before ``start`` (it creates the working dir and writes the
         script, so a symlink on their way resolves in the node's view, never to a host path).
         ``launch(spawn)`` calls its argument (inside the node's cgroup, say) with the host's view.
+        The caller gets the process the moment it exists; the thread leaves the root and the cgroup
+        afterwards, in parallel with the caller (and always before its next job). The third value is
+        done once it has: await it before removing the node's cgroup.
         """
+        started: concurrent.futures.Future[tuple[subprocess.Popen[bytes], RootDirs]] = concurrent.futures.Future()
+        root_of: list[RootDirs] = []
 
         def chrooted() -> subprocess.Popen[bytes]:
             prepare()
-            return start()
+            proc = start()
+            started.set_result((proc, root_of[0]))
+            return proc
 
-        def job() -> tuple[subprocess.Popen[bytes], RootDirs]:
+        def job() -> None:
             try:
                 root = self._take()
             except OSError as exc:
                 raise PrivateFsUnavailable(f"cannot mount a node root: {exc}") from exc
+            root_of.append(root)
             try:
-                return launch(lambda: self.ns.inside(root.sub("root"), chrooted)), root
+                launch(lambda: self.ns.inside(root.sub("root"), chrooted))
             except BaseException:
-                self.ns.later(self._recycle(root, reuse=False, given=False))
+                if not started.done():
+                    self.ns.later(self._recycle(root, reuse=False, given=False))
                 raise
 
-        future = self.ns.submit(job)
+        def failed(done: concurrent.futures.Future[None]) -> None:
+            exc = done.exception()
+            if exc is None:
+                return
+            if started.done():  # the node runs; only leaving its root or cgroup went wrong
+                log.error("namespace thread: cleanup after a node start failed: %s", exc)
+            else:
+                started.set_exception(exc)
+
+        settled = self.ns.submit(job)
+        settled.add_done_callback(failed)
         try:
-            return await asyncio.shield(asyncio.wrap_future(future))
+            proc, root = await asyncio.shield(asyncio.wrap_future(started))
+            return proc, root, settled
         except asyncio.CancelledError:
             # The spawn may be under way in the thread: wait for it and stop what it started.
             with contextlib.suppress(Exception):
-                proc, root = future.result(timeout=10)
+                proc, root = started.result(timeout=10)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
