@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.poll import eventually
+from tests.workflows.executor.helpers import gone
 from workflows.models import Workflow
 from workflows.scheduler import Scheduler
 from workflows.status import NodePhase, NodeStatus, NodeType
@@ -81,20 +82,11 @@ def pids(shm: Path, name: str) -> list[int]:
     return [int((shm / f"{name}.{kind}.pid").read_text()) for kind in ("sh", "sleep")]
 
 
-def process_state(pid: int) -> str | None:
-    """The /proc state letter of ``pid`` (R, S, Z...), or None if it no longer exists."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
 async def assert_processes_gone(shm: Path, name: str) -> None:
     """Neither the shell nor its sleep outlives the node (a zombie awaiting its reaper is gone enough)."""
     found = pids(shm, name)
     await eventually(
-        lambda: all(process_state(p) in (None, "Z") for p in found),
+        lambda: all(gone(p) for p in found),
         timeout=2,
         what=f"processes {found} of {name} to end",
     )
