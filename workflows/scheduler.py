@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import shutil
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -525,6 +526,9 @@ class Scheduler:
         if record.phase.done:
             self._forget(record.uid)
             log.info("workflow %s/%s %s", record.namespace, record.name, record.phase.value)
+            volumes = self._volumes_dir(record.uid)
+            if volumes.exists():  # claims made for this workflow go with it (Argo's default volumeClaimGC)
+                asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, volumes, True)
             return
         if settled:  # committed now: their private dirs and saved results can go, off the hot path
             asyncio.get_running_loop().run_in_executor(None, self._cleanup, settled)
@@ -551,6 +555,14 @@ class Scheduler:
             self._settle(run, launch, recovered, None)
             return
         spec = process_spec(launch.node_id, launch.template)
+        try:
+            mounts = self._mounts(run, launch)
+        except ValueError as exc:
+            await asyncio.shield(committed)
+            self._settle(run, launch, None, str(exc))
+            return
+        if mounts:
+            spec = dataclasses.replace(spec, mounts=mounts)
         if launch.deadline is not None:
             spec = dataclasses.replace(
                 spec, deadline_seconds=launch.deadline - time.time(), deadline_message=launch.deadline_message
@@ -566,6 +578,41 @@ class Scheduler:
             self._settle(run, launch, None, f"executor error: {exc}")
             return
         self._settle(run, launch, result, None)
+
+    def _volumes_dir(self, uid: str) -> Path:
+        return Path(getattr(self.executor, "work_dir", ".")) / ".volumes" / uid
+
+    def _mounts(self, run: WorkflowRun, launch: Launch) -> tuple[tuple[str, str, bool], ...]:
+        """The host dirs behind a leaf's ``volumeMounts``: a ``volumeClaimTemplates`` claim lives as long
+        as the workflow, a ``persistentVolumeClaim`` claim (by name) as long as the server's data, an
+        ``emptyDir`` as long as the node."""
+        main = launch.template.main_container
+        wanted = (main.volume_mounts or []) if main is not None else []
+        if not wanted:
+            return ()
+        spec = run.workflow.spec
+        claims = {str((c.get("metadata") or {}).get("name")) for c in spec.volume_claim_templates or []}
+        volumes = {str(v.get("name")): v for v in [*(spec.volumes or []), *(launch.template.volumes or [])]}
+        base = Path(getattr(self.executor, "work_dir", "."))
+        out = []
+        for mount in wanted:
+            if mount.name in claims:
+                host = self._volumes_dir(run.record.uid) / "claims" / mount.name
+            elif mount.name in volumes and "persistentVolumeClaim" in volumes[mount.name]:
+                claim = str(volumes[mount.name]["persistentVolumeClaim"].get("claimName") or mount.name)
+                host = base / ".pvcs" / run.record.namespace / claim
+            elif mount.name in volumes and "emptyDir" in volumes[mount.name]:
+                host = self._volumes_dir(run.record.uid) / "empty" / launch.node_id / mount.name
+            elif mount.name in volumes:
+                kinds = sorted(k for k in volumes[mount.name] if k != "name")
+                raise ValueError(f"volume {mount.name!r}: {', '.join(kinds) or 'this kind'} is not supported here")
+            else:
+                raise ValueError(f"volumeMounts: volume {mount.name!r} not found")
+            if mount.sub_path:
+                host = host / mount.sub_path.lstrip("/")
+            host.mkdir(parents=True, exist_ok=True)
+            out.append((str(host), mount.mount_path, bool(mount.read_only)))
+        return tuple(out)
 
     def _settle(self, run: WorkflowRun, launch: Launch, result: ProcessResult | None, error: str | None) -> None:
         node = run.nodes.get(launch.node_id)

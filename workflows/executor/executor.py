@@ -189,6 +189,8 @@ class LocalExecutor:
         env = {"PATH": f"{view.bin_dir}:{self._host_path}", **view.env(), **spec.env}
         try:
             exe = self._lookup(argv[0], env["PATH"], cwd, view)
+            if spec.mounts and roots is None:
+                raise ExecNotFound(argv[0], "volumeMounts need a private root per node (Linux, root and overlayfs)")
             if roots is None and not os.path.isdir(cwd):
                 raise ExecNotFound(argv[0], f'chdir to cwd ("{cwd}") failed: no such file or directory')
         except ExecNotFound as exc:
@@ -251,7 +253,7 @@ class LocalExecutor:
             if roots is None or not isinstance(view, PrivateView):
                 proc = launch(start)
             else:
-                proc, root, settled = await roots.start(prepare, start, launch)
+                proc, root, settled = await roots.start(prepare, start, launch, spec.mounts)
                 view.attach(root)
         except OSError as exc:  # exec itself failed, e.g. a script without a #! line
             os.close(read_fd)

@@ -52,6 +52,8 @@ _MS_UNBINDABLE = 0x20000
 _MS_PRIVATE = 0x40000
 _MS_SLAVE = 0x80000
 _MNT_DETACH = 2
+_MS_RDONLY = 0x1
+_MS_REMOUNT = 0x20
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -216,6 +218,16 @@ class NamespaceThread:
             _libc.umount2(os.fsencode(top), _MNT_DETACH)
             raise
         self.mounted += 1
+
+    def bind_volumes(self, root: Path, mounts: tuple[tuple[str, str, bool], ...]) -> None:
+        """Bind host dirs into a mounted root at the node's paths (call in the thread)."""
+        top = str(root)
+        for host, path, read_only in mounts:
+            target = top + os.path.normpath("/" + path)
+            os.makedirs(target, exist_ok=True)
+            _mount(host, target, None, _MS_BIND | _MS_REC)
+            if read_only:
+                _mount(None, target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY)
 
     def unmount_root(self, root: Path) -> None:
         """Detach a node root and everything under it (call in the thread)."""

@@ -162,7 +162,11 @@ class RootPool:
     # -- from the event loop -------------------------------------------------------------------
 
     async def start(
-        self, prepare: Callable[[], None], start: Spawn, launch: Callable[[Spawn], subprocess.Popen[bytes]]
+        self,
+        prepare: Callable[[], None],
+        start: Spawn,
+        launch: Callable[[Spawn], subprocess.Popen[bytes]],
+        mounts: tuple[tuple[str, str, bool], ...] = (),
     ) -> tuple[subprocess.Popen[bytes], RootDirs, concurrent.futures.Future[None]]:
         """Take a root and start a node in it, in one trip to the namespace thread.
 
@@ -189,6 +193,11 @@ class RootPool:
                 raise PrivateFsUnavailable(f"cannot mount a node root: {exc}") from exc
             root_of.append(root)
             try:
+                if mounts:
+                    # Volumes: never emptied in place later (that could reach into them); the root
+                    # goes through a full unmount before it is lent again.
+                    self._as_mounted.pop(root.base, None)
+                    self.ns.bind_volumes(root.sub("root"), mounts)
                 launch(lambda: self.ns.inside(root.sub("root"), chrooted))
             except BaseException:
                 if not started.done():

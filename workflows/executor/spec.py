@@ -35,6 +35,8 @@ class ProcessSpec:
     # period) and reported with ``deadline_message`` as its error.
     deadline_seconds: float | None = None
     deadline_message: str = "Pod was active on the node longer than the specified deadline"
+    # Host directories bound into the node's root: (host dir, absolute path in the node, read-only).
+    mounts: tuple[tuple[str, str, bool], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,6 @@ SUITE_FILE = EXAMPLES / "SUITE.yaml"
 NOT_YET: dict[str, str] = {
     "synchronization": "synchronization (issue 6)",
     "artifacts": "artifacts (issue 5)",
-    "volumes": "volumes (issue 5)",
-    "volumeClaimTemplates": "volumes (issue 5)",
-    "volumeMounts": "volumes (issue 5)",
     "containerSet": "containerSet templates",
     "initContainers": "init containers",
     "sidecars": "sidecars",
@@ -43,7 +40,6 @@ NOT_YET: dict[str, str] = {
 }
 NEEDS_NOT_YET = {
     "ttl": "retention (issue 11)",
-    "volumes": "volumes (issue 5)",
     "container-set": "containerSet templates",
     "init-containers": "init containers",
     "sidecars": "sidecars",
@@ -96,8 +92,6 @@ def unsupported(entry: Entry) -> str | None:
         base = need.split(":", 1)[0]
         if need in NEEDS_NOT_YET or base in NEEDS_NOT_YET:
             return NEEDS_NOT_YET.get(need) or NEEDS_NOT_YET[base]
-        if base == "pvc":
-            return f"{need} (issue 5)"
         if need.startswith("host:"):
             program = need.split(":", 1)[1]
             if program.startswith("/"):
