@@ -33,7 +33,7 @@ from workflows.operator.state import WorkflowRun
 from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
 from workflows.operator.walker import Launch, Operator, leaf_outputs, workflow_outcome
 from workflows.quantities import parse_cpu, parse_memory
-from workflows.status import NodePhase, NodeStatus, WorkflowPhase, now
+from workflows.status import NodePhase, NodeStatus, NodeType, WorkflowPhase, now
 from workflows.status import node_id as make_node_id
 from workflows.store import ResourceRecord, WorkflowRecord, WorkflowStore
 from workflows.submit import SubmitOptions, prepare
@@ -74,6 +74,14 @@ class Executor(Protocol):
     def recover(self, node_id: str) -> ProcessResult | None: ...
 
     def cleanup(self, node_id: str) -> None: ...
+
+
+class _Skipped(Exception):
+    """A containerSet container whose dependency did not succeed."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
 
 
 def process_spec(node_id: str, tmpl: Template) -> ProcessSpec:
@@ -554,6 +562,10 @@ class Scheduler:
             await asyncio.shield(committed)
             self._settle(run, launch, recovered, None)
             return
+        if launch.template.container_set is not None:
+            await asyncio.shield(committed)
+            await self._run_container_set(run, launch)
+            return
         spec = process_spec(launch.node_id, launch.template)
         try:
             mounts = self._mounts(run, launch)
@@ -579,15 +591,79 @@ class Scheduler:
             return
         self._settle(run, launch, result, None)
 
+    async def _run_container_set(self, run: WorkflowRun, launch: Launch) -> None:
+        """A containerSet: its containers run in dependency order, each as its own process (its own
+        root, as each container has its own filesystem), sharing the set's volumes; each shows as a
+        ``Container`` child of the Pod node. The node's result is the ``main`` container's stdout."""
+        cset = launch.template.container_set
+        assert cset is not None
+        pod = run.nodes[launch.node_id]
+        try:
+            mounts = self._mounts(run, launch, cset.volume_mounts or [])
+        except ValueError as exc:
+            self._settle(run, launch, None, str(exc))
+            return
+        containers = {c.name: c for c in cset.containers}
+        children: dict[str, NodeStatus] = {}
+        for name in containers:
+            child = NodeStatus(
+                id=make_node_id(run.name, f"{pod.name}.{name}"), name=f"{pod.name}.{name}", display_name=name,
+                type=NodeType.CONTAINER, phase=NodePhase.PENDING, boundary_id=pod.boundary_id, started_at=self.clock(),
+            )  # fmt: skip
+            children[name] = run.put(run.nodes.get(child.id) or child)
+        run.put(pod.model_copy(update={"children": [c.id for c in children.values()]}))
+        self._want(run.record.uid)
+        results: dict[str, ProcessResult] = {}
+        done: dict[str, asyncio.Task[ProcessResult]] = {}
+
+        async def one(name: str) -> ProcessResult:
+            for dep in containers[name].dependencies or []:
+                if dep not in done:
+                    raise ValueError(f"containerSet: container {name!r} depends on unknown {dep!r}")
+                if (await done[dep]).exit_code != 0:
+                    raise _Skipped(dep)
+            body = containers[name].model_dump(by_alias=True, exclude_none=True, exclude={"dependencies"})
+            tmpl = Template.model_validate({"name": name, "container": body})
+            spec = dataclasses.replace(process_spec(f"{launch.node_id}-{name}", tmpl), mounts=mounts)
+            run.put(run.nodes[children[name].id].model_copy(update={"phase": NodePhase.RUNNING, "started_at": self.clock()}))
+            self._want(run.record.uid)
+            result = await self.executor.run(spec)
+            phase = NodePhase.SUCCEEDED if result.exit_code == 0 and not result.error else NodePhase.FAILED
+            message = result.error or (None if phase == NodePhase.SUCCEEDED else f"Error (exit code {result.exit_code})")
+            run.put(run.nodes[children[name].id].model_copy(update={
+                "phase": phase, "message": message, "finished_at": self.clock(), "log_path": str(result.log_path),
+            }))  # fmt: skip
+            self._want(run.record.uid)
+            results[name] = result
+            return result
+
+        for name in containers:
+            done[name] = asyncio.create_task(one(name))
+        outcomes = await asyncio.gather(*done.values(), return_exceptions=True)
+        for name, outcome in zip(containers, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                message = f"dependency {outcome.name!r} did not succeed" if isinstance(outcome, _Skipped) else str(outcome)
+                run.put(run.nodes[children[name].id].model_copy(update={"phase": NodePhase.FAILED, "message": message, "finished_at": self.clock()}))
+        failed = next((r for r in results.values() if r.exit_code != 0 or r.error), None)
+        main = results.get("main") or failed or next(iter(results.values()), None)
+        if main is None:
+            self._settle(run, launch, None, "containerSet: no container ran")
+            return
+        final = failed or main
+        self._settle(run, launch, dataclasses.replace(final, result=main.result, outputs=main.outputs), None)
+
     def _volumes_dir(self, uid: str) -> Path:
         return Path(getattr(self.executor, "work_dir", ".")) / ".volumes" / uid
 
-    def _mounts(self, run: WorkflowRun, launch: Launch) -> tuple[tuple[str, str, bool], ...]:
+    def _mounts(
+        self, run: WorkflowRun, launch: Launch, wanted: list[Any] | None = None
+    ) -> tuple[tuple[str, str, bool], ...]:
         """The host dirs behind a leaf's ``volumeMounts``: a ``volumeClaimTemplates`` claim lives as long
         as the workflow, a ``persistentVolumeClaim`` claim (by name) as long as the server's data, an
         ``emptyDir`` as long as the node."""
-        main = launch.template.main_container
-        wanted = (main.volume_mounts or []) if main is not None else []
+        if wanted is None:
+            main = launch.template.main_container
+            wanted = (main.volume_mounts or []) if main is not None else []
         if not wanted:
             return ()
         spec = run.workflow.spec

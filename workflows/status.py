@@ -68,6 +68,7 @@ class NodeType(StrEnum):
     RETRY = "Retry"
     SKIPPED = "Skipped"
     SUSPEND = "Suspend"
+    CONTAINER = "Container"  # one container of a containerSet, a child of its Pod node
 
 
 def _fnv32a(text: str) -> int:

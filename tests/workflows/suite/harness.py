@@ -28,7 +28,6 @@ SUITE_FILE = EXAMPLES / "SUITE.yaml"
 NOT_YET: dict[str, str] = {
     "synchronization": "synchronization (issue 6)",
     "artifacts": "artifacts (issue 5)",
-    "containerSet": "containerSet templates",
     "initContainers": "init containers",
     "sidecars": "sidecars",
     "daemon": "daemon steps",
@@ -40,7 +39,6 @@ NOT_YET: dict[str, str] = {
 }
 NEEDS_NOT_YET = {
     "ttl": "retention (issue 11)",
-    "container-set": "containerSet templates",
     "init-containers": "init containers",
     "sidecars": "sidecars",
     "raw-artifacts": "artifacts (issue 5)",

@@ -1,0 +1,81 @@
+"""containerSet: containers run in dependency order as Container children of one Pod node, share the
+set's volumes, and a failed container stops the ones that depend on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.scheduler import running_scheduler
+from tests.workflows.executor.helpers import needs_private_fs
+from workflows.models import Workflow
+from workflows.scheduler import Scheduler
+
+pytestmark = needs_private_fs()
+
+
+@pytest.fixture
+async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
+    async with running_scheduler(tmp_path) as sched:
+        yield sched
+
+
+def _c(name: str, script: str, *deps: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": "alpine",
+        "command": ["sh", "-c", script],
+        **({"dependencies": list(deps)} if deps else {}),
+    }
+
+
+async def _run(scheduler: Scheduler, containers: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    spec = {
+        "entrypoint": "main",
+        "volumes": [{"name": "ws", "emptyDir": {}}],
+        "templates": [
+            {
+                "name": "main",
+                "containerSet": {
+                    "volumeMounts": [{"name": "ws", "mountPath": "/ws"}],
+                    "containers": containers,
+                },
+            }
+        ],
+    }
+    record = await scheduler.submit(
+        Workflow.model_validate({"metadata": {"generateName": "cs-"}, "spec": spec})
+    )
+    final = await scheduler.wait_done(record.namespace, record.name, 30)
+    _, nodes = await scheduler.get(record.namespace, record.name)
+    return final.phase.value, {n.display_name: n for n in nodes.values()}
+
+
+async def test_containers_share_the_workspace_in_dependency_order(scheduler: Scheduler) -> None:
+    phase, nodes = await _run(
+        scheduler,
+        [
+            _c("main", "cat /ws/a /ws/b", "a", "b"),
+            _c("a", "sleep 0.2; echo from-a > /ws/a"),
+            _c("b", "echo from-b > /ws/b", "a"),
+        ],
+    )
+    assert phase == "Succeeded"
+    pod = next(n for n in nodes.values() if n.type.value == "Pod")
+    assert sorted(nodes[c].type.value for c in ("a", "b", "main")) == ["Container"] * 3
+    assert {nodes[c].id for c in ("a", "b", "main")} == set(pod.children)
+    assert pod.outputs is not None and pod.outputs.result == "from-a\nfrom-b"  # main's stdout
+    assert nodes["a"].finished_at <= nodes["b"].started_at  # type: ignore[operator]
+
+
+async def test_a_failed_container_fails_the_pod_and_its_dependents(scheduler: Scheduler) -> None:
+    phase, nodes = await _run(
+        scheduler, [_c("a", "exit 3"), _c("b", "echo never", "a"), _c("c", "echo independent")]
+    )
+    assert phase == "Failed"
+    assert (nodes["a"].phase.value, nodes["a"].message) == ("Failed", "Error (exit code 3)")
+    assert (nodes["b"].phase.value, nodes["b"].message) == ("Failed", "dependency 'a' did not succeed")
+    assert nodes["c"].phase.value == "Succeeded"
