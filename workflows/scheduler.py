@@ -579,7 +579,19 @@ class Scheduler:
             spec = dataclasses.replace(
                 spec, deadline_seconds=launch.deadline - time.time(), deadline_message=launch.deadline_message
             )
+        tmpl = launch.template
+        sidecars: list[asyncio.Task[ProcessResult]] = []
         try:
+            if tmpl.init_containers or tmpl.sidecars:
+                await asyncio.shield(committed)
+                failed = await self._init_containers(run, launch, mounts)
+                if failed is not None:
+                    self._settle(run, launch, None, failed)
+                    return
+                sidecars = [
+                    asyncio.create_task(self.executor.run(self._pod_container_spec(run, launch, c, mounts)))
+                    for c in tmpl.sidecars or []
+                ]
             result = await self.executor.run(spec, gate=asyncio.shield(committed))
         except asyncio.CancelledError:
             raise
@@ -589,7 +601,36 @@ class Scheduler:
             log.exception("executor failed on node %s", launch.node_id)
             self._settle(run, launch, None, f"executor error: {exc}")
             return
+        finally:
+            # Sidecars live as long as the main container, as in a pod.
+            for task in sidecars:
+                task.cancel()
+            if sidecars:
+                await asyncio.gather(*sidecars, return_exceptions=True)
         self._settle(run, launch, result, None)
+
+    def _pod_container_spec(
+        self, run: WorkflowRun, launch: Launch, container: Any, main_mounts: tuple[tuple[str, str, bool], ...]
+    ) -> ProcessSpec:
+        """An init container or sidecar of a leaf: its own process and root, the pod's volumes."""
+        body = container.model_dump(by_alias=True, exclude_none=True, exclude={"mirrorVolumeMounts", "mirror_volume_mounts"})
+        tmpl = Template.model_validate({"name": container.name, "container": body})
+        mounts = main_mounts if container.mirror_volume_mounts else self._mounts(run, launch, container.volume_mounts or [])
+        return dataclasses.replace(process_spec(f"{launch.node_id}-{container.name}", tmpl), mounts=mounts)
+
+    async def _init_containers(
+        self, run: WorkflowRun, launch: Launch, main_mounts: tuple[tuple[str, str, bool], ...]
+    ) -> str | None:
+        """Run the init containers in order; the message of the first that fails, else None."""
+        for container in launch.template.init_containers or []:
+            try:
+                spec = self._pod_container_spec(run, launch, container, main_mounts)
+            except ValueError as exc:
+                return f"init container {container.name}: {exc}"
+            result = await self.executor.run(spec)
+            if result.error or result.exit_code != 0:
+                return f"init container {container.name} failed: {result.error or f'Error (exit code {result.exit_code})'}"
+        return None
 
     async def _run_container_set(self, run: WorkflowRun, launch: Launch) -> None:
         """A containerSet: its containers run in dependency order, each as its own process (its own

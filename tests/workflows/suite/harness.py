@@ -28,8 +28,6 @@ SUITE_FILE = EXAMPLES / "SUITE.yaml"
 NOT_YET: dict[str, str] = {
     "synchronization": "synchronization (issue 6)",
     "artifacts": "artifacts (issue 5)",
-    "initContainers": "init containers",
-    "sidecars": "sidecars",
     "daemon": "daemon steps",
     "http": "http templates (issue 12)",
     "resource": "resource templates (issue 12)",
@@ -39,8 +37,6 @@ NOT_YET: dict[str, str] = {
 }
 NEEDS_NOT_YET = {
     "ttl": "retention (issue 11)",
-    "init-containers": "init containers",
-    "sidecars": "sidecars",
     "raw-artifacts": "artifacts (issue 5)",
 }
 
