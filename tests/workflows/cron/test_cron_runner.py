@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from tests.support.poll import eventually
-from tests.support.scheduler import running_scheduler
 from workflows.cronrunner import CRON_LABEL, SCHEDULED_ANNOTATION, CronRunner
 from workflows.scheduler import Scheduler
 from workflows.store import ResourceRecord, WorkflowRecord
 
 # A year ahead of the real clock: the CronWorkflow's creation time (real) is before every tick.
 YEAR = datetime.now(UTC).year + 1
-
-
-@pytest.fixture
-async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
-    async with running_scheduler(tmp_path) as sched:
-        yield sched
 
 
 def _cron(name: str, schedule: str, command: str = "true", **spec: Any) -> ResourceRecord:

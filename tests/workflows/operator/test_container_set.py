@@ -3,24 +3,13 @@ set's volumes, and a failed container stops the ones that depend on it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.support.scheduler import running_scheduler
 from tests.workflows.executor.helpers import needs_private_fs
 from workflows.models import Workflow
 from workflows.scheduler import Scheduler
 
 pytestmark = needs_private_fs()
-
-
-@pytest.fixture
-async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
-    async with running_scheduler(tmp_path) as sched:
-        yield sched
 
 
 def _c(name: str, script: str, *deps: str) -> dict[str, Any]:

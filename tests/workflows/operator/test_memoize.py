@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.support.scheduler import running_scheduler
 from workflows.models import Workflow
 from workflows.scheduler import Scheduler
 from workflows.status import NodeStatus
-
-
-@pytest.fixture
-async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
-    async with running_scheduler(tmp_path) as sched:
-        yield sched
 
 
 def _memoized(marker: Path, max_age: str) -> Workflow:

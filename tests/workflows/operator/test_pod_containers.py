@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.poll import eventually
-from tests.support.scheduler import running_scheduler
 from tests.workflows.executor.helpers import gone, needs_private_fs
 from workflows.models import Workflow
 from workflows.scheduler import Scheduler
 
 pytestmark = needs_private_fs()
-
-
-@pytest.fixture
-async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
-    async with running_scheduler(tmp_path) as sched:
-        yield sched
-
-
-@pytest.fixture
-def shm() -> Iterator[Path]:
-    path = Path("/dev/shm") / f"eventflow-pod-{uuid.uuid4().hex[:12]}"
-    path.mkdir()
-    yield path
-    for entry in path.iterdir():
-        entry.unlink()
-    path.rmdir()
 
 
 def _c(name: str, script: str, **fields: Any) -> dict[str, Any]:

@@ -3,25 +3,15 @@ an emptyDir is the node's own; recycled roots never carry a volume (or reach int
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.support.scheduler import running_scheduler
 from tests.workflows.executor.helpers import needs_private_fs
 from workflows.models import Workflow
 from workflows.scheduler import Scheduler
 from workflows.status import NodeStatus
 
 pytestmark = needs_private_fs()
-
-
-@pytest.fixture
-async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
-    async with running_scheduler(tmp_path) as sched:
-        yield sched
 
 
 def _sh(name: str, script: str, mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""A real scheduler (SQLite store, LocalExecutor) per test, and a /dev/shm dir that nodes and the test share."""
+"""Workflow tests: a real scheduler (SQLite store, LocalExecutor) per test, and a /dev/shm dir that
+nodes and the test share."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ async def scheduler(tmp_path: Path) -> AsyncIterator[Scheduler]:
 @pytest.fixture
 def shm() -> Iterator[Path]:
     """/dev/shm is the same directory inside every node's private root and on the host."""
-    path = Path("/dev/shm") / f"eventflow-lifecycle-{uuid.uuid4().hex[:12]}"
+    path = Path("/dev/shm") / f"eventflow-test-{uuid.uuid4().hex[:12]}"
     path.mkdir()
     try:
         yield path
