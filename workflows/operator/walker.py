@@ -40,7 +40,7 @@ from workflows.operator.retries import RetryDecision, decide
 from workflows.operator.state import WorkflowRun
 from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
 from workflows.durations import parse_duration
-from workflows.status import NodeOutputs, NodePhase, NodeStatus, NodeType, OutputParameter, node_id
+from workflows.status import NodeOutputs, NodePhase, NodeStatus, NodeType, OutputParameter
 
 __all__ = ["DEADLINE_MESSAGE", "FAIL_FAST_MESSAGE", "Launch", "Operator", "workflow_outcome"]
 
