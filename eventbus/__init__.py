@@ -1,4 +1,4 @@
-"""The event bus: NATS JetStream, CloudEvents, streams, consumers and KV.
+"""The event bus: NATS JetStream, CloudEvents, streams, consumers, KV and object stores.
 
 This package imports nothing else of eventflow's; everything else talks to NATS through it.
 """
@@ -13,11 +13,13 @@ from eventbus.errors import (
     EmbeddedServerError,
     InvalidEvent,
     InvalidSubjectToken,
+    ObjectNotFound,
     PublishRejected,
     RevisionMismatch,
 )
 from eventbus.jetstream import JetStreamBus, PublishAck
 from eventbus.kv import Entry, KeyValue
+from eventbus.objects import ObjectInfo, ObjectStore
 from eventbus.server import EmbeddedNats, find_nats_server
 from eventbus.subjects import Subjects, decode_token, encode_token
 
@@ -37,6 +39,9 @@ __all__ = [
     "InvalidSubjectToken",
     "JetStreamBus",
     "KeyValue",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "ObjectStore",
     "PublishAck",
     "PublishRejected",
     "RevisionMismatch",

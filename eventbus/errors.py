@@ -12,6 +12,7 @@ __all__ = [
     "EmbeddedServerError",
     "InvalidEvent",
     "InvalidSubjectToken",
+    "ObjectNotFound",
     "PublishRejected",
     "RevisionMismatch",
 ]
@@ -71,6 +72,15 @@ class RevisionMismatch(BusError):
         self.key = key
         self.expected = expected
         super().__init__(f"kv {bucket}/{key}: revision {expected} is no longer current")
+
+
+class ObjectNotFound(BusError):
+    """An object store bucket holds no object of that name (never stored, or deleted)."""
+
+    def __init__(self, bucket: str, name: str) -> None:
+        self.bucket = bucket
+        self.name = name
+        super().__init__(f"object {name!r} not found in object store {bucket}")
 
 
 class EmbeddedServerError(BusError):

@@ -28,6 +28,7 @@ from eventbus.consumer import Consumer, Handler
 from eventbus.envelope import CloudEvent
 from eventbus.errors import BusError, BusUnavailable, PublishRejected
 from eventbus.kv import KeyValue
+from eventbus.objects import ObjectStore
 from eventbus.subjects import Subjects
 
 __all__ = ["JetStreamBus", "PublishAck"]
@@ -323,3 +324,12 @@ class JetStreamBus:
                 )
             )
         return KeyValue(name, store)
+
+    async def object_store(self, bucket: str) -> ObjectStore:
+        """Open (creating if needed) the object store ``bucket``; idempotent.
+
+        Unlike :meth:`kv`, the bucket name is used as is, not scoped to the bus prefix: an
+        operator names the bucket in configuration and finds it under that name (``nats object ls``).
+        """
+        replicas = self.config.events.replicas
+        return await ObjectStore.open(self.js, bucket, url=self._safe_url, replicas=replicas)
