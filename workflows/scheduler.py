@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from eventbus import JetStreamBus, Subjects
+from workflows.artifacts.repositories import Repositories, RepositoryConfig
+from workflows.artifacts.repository import RepositoryError
+from workflows.artifacts.transfer import ArtifactFailure, save_outputs, stage_inputs
+from workflows.expressions import substitute
 from workflows.executor import ProcessResult, ProcessSpec
 from workflows.lifecycle import OutboxPublisher, lifecycle_event, progress
 from workflows.models import Template, Workflow
@@ -119,9 +123,14 @@ class Scheduler:
         bus: JetStreamBus | None = None,
         subjects: Subjects | None = None,
         clock: Callable[[], datetime] = now,
+        repositories: Repositories | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
+        # Artifacts: the server's repository (a directory beside the nodes' dirs unless configured).
+        self.repositories = repositories or Repositories(
+            RepositoryConfig(), local_root=Path(getattr(executor, "work_dir", ".")).parent / "artifacts", bus=bus
+        )
         self.subjects = subjects or (bus.subjects if bus else Subjects())
         self.outbox = OutboxPublisher(store, bus)
         self.clock = clock
@@ -215,6 +224,8 @@ class Scheduler:
             run.put(node)
         for param in (record.status.get("outputs") or {}).get("parameters", []):
             run.global_outputs[param["name"]] = param.get("value")
+        for art in (record.status.get("outputs") or {}).get("artifacts", []):
+            run.global_artifacts[art["name"]] = art
         run.memo = await self._load_memo(record.namespace, [*(workflow.spec.templates or []), *stored.values()])
         self.runs[record.uid] = run
         self._launched[record.uid] = set()
@@ -492,11 +503,15 @@ class Scheduler:
         for launch in operator.launches:
             node = run.nodes[launch.node_id]
             run.put(node.model_copy(update={"phase": NodePhase.RUNNING if node.phase == NodePhase.PENDING else node.phase}))
-        if run.global_outputs and record.status.get("outputs", {}).get("parameters") != [
-            {"name": k, "value": v} for k, v in run.global_outputs.items()
-        ]:
-            record.status["outputs"] = {"parameters": [{"name": k, "value": v} for k, v in run.global_outputs.items()]}
-            changes["status"] = record.status
+        if run.global_outputs or run.global_artifacts:
+            global_outputs: dict[str, Any] = {}
+            if run.global_outputs:
+                global_outputs["parameters"] = [{"name": k, "value": v} for k, v in run.global_outputs.items()]
+            if run.global_artifacts:
+                global_outputs["artifacts"] = [{**a, "name": k} for k, a in run.global_artifacts.items()]
+            if record.status.get("outputs") != global_outputs:
+                record.status["outputs"] = global_outputs
+                changes["status"] = record.status
         exit_node = operator.exit_node
         hooks_done = all(h.phase.done for h in operator.hook_nodes)
         finished = root.phase.done and hooks_done and (exit_node is None or exit_node.phase.done)
@@ -560,16 +575,17 @@ class Scheduler:
         recovered = self._recovered.pop(launch.node_id, None)
         if recovered is not None:
             await asyncio.shield(committed)
-            self._settle(run, launch, recovered, None)
+            await self._settle_with_outputs(run, launch, recovered)
             return
         if launch.template.container_set is not None:
             await asyncio.shield(committed)
             await self._run_container_set(run, launch)
             return
-        spec = process_spec(launch.node_id, launch.template)
+        spec = self._with_output_artifacts(process_spec(launch.node_id, launch.template), launch.template)
         try:
             mounts = self._mounts(run, launch)
-        except ValueError as exc:
+            mounts += await self._input_artifacts(run, launch)
+        except (ValueError, ArtifactFailure) as exc:
             await asyncio.shield(committed)
             self._settle(run, launch, None, str(exc))
             return
@@ -607,7 +623,73 @@ class Scheduler:
                 task.cancel()
             if sidecars:
                 await asyncio.gather(*sidecars, return_exceptions=True)
-        self._settle(run, launch, result, None)
+        await self._settle_with_outputs(run, launch, result)
+
+    # -- artifacts ----------------------------------------------------------------------------
+
+    def _with_output_artifacts(self, spec: ProcessSpec, tmpl: Template) -> ProcessSpec:
+        wanted = tuple((a.name, a.path) for a in ((tmpl.outputs.artifacts or []) if tmpl.outputs else []) if a.path)
+        if not wanted:
+            return spec
+        return dataclasses.replace(spec, output_artifacts=wanted, artifact_limit_bytes=self.repositories.max_bytes)
+
+    def _artifact_dir(self, run: WorkflowRun, node_id: str) -> Path:
+        return self._volumes_dir(run.record.uid) / "artifacts" / node_id
+
+    async def _input_artifacts(self, run: WorkflowRun, launch: Launch) -> tuple[tuple[str, str, bool], ...]:
+        """The node's input artifacts, fetched and staged as mounts (an ArtifactFailure fails the node)."""
+        node = run.nodes[launch.node_id]
+        wanted = (node.inputs or {}).get("artifacts") or []
+        if not wanted:
+            return ()
+        try:
+            repo = await self.repositories.open(self.repositories.config_of(run.record.status))
+        except (RepositoryError, ValueError) as exc:
+            raise ArtifactFailure(f"failed to load artifacts: {exc}") from exc
+        return tuple(await stage_inputs(repo, wanted, self._artifact_dir(run, launch.node_id) / "in"))
+
+    def _key_base(self, run: WorkflowRun, node_id: str, key_format: str) -> str:
+        scope = {**run.global_scope(self.clock()), "pod.name": node_id}
+        return substitute(key_format, scope, strict=False).strip("/")
+
+    async def _settle_with_outputs(self, run: WorkflowRun, launch: Launch, result: ProcessResult) -> None:
+        """Save the leaf's output artifacts (and its log, with archiveLogs), then settle it."""
+        tmpl = launch.template
+        archive_logs = self._archive_logs(run, tmpl)
+        if not result.artifacts and not archive_logs:
+            self._settle(run, launch, result, None)
+            return
+        ok = result.exit_code == 0 and not result.error
+        saved: list[dict[str, Any]] = []
+        error: str | None = None
+        try:
+            config = self.repositories.config_of(run.record.status)
+            repo = await self.repositories.open(config)
+            base = self._key_base(run, launch.node_id, config.key_format)
+            scratch = self._artifact_dir(run, launch.node_id) / "out"
+            if result.artifacts:
+                saved = await save_outputs(repo, base, tmpl, result.artifacts, scratch)
+            if archive_logs and result.log_path.exists():
+                key = f"{base}/main.log"
+                await repo.put_file(key, result.log_path)
+                saved.append({"name": "main-logs", "key": key, "archive": "none", "kind": "file", "size": result.log_path.stat().st_size})
+        except (ArtifactFailure, RepositoryError, ValueError, OSError) as exc:
+            # A step that failed anyway keeps its own failure; one that succeeded fails on this.
+            error = None if not ok else str(exc) if isinstance(exc, ArtifactFailure) else f"failed to save outputs: {exc}"
+            if not ok:
+                log.info("node %s: output artifacts not saved: %s", launch.node_id, exc)
+        self._settle(run, launch, result, None, artifacts=saved, artifact_error=error)
+
+    def _archive_logs(self, run: WorkflowRun, tmpl: Template) -> bool:
+        """Argo's precedence: the template's archiveLocation, then the workflow's, then the repository's."""
+        if tmpl.archive_location is not None and tmpl.archive_location.archive_logs is not None:
+            return tmpl.archive_location.archive_logs
+        if run.workflow.spec.archive_logs is not None:
+            return run.workflow.spec.archive_logs
+        try:
+            return self.repositories.config_of(run.record.status).archive_logs
+        except ValueError:
+            return False
 
     def _pod_container_spec(
         self, run: WorkflowRun, launch: Launch, container: Any, main_mounts: tuple[tuple[str, str, bool], ...]
@@ -666,6 +748,8 @@ class Scheduler:
             body = containers[name].model_dump(by_alias=True, exclude_none=True, exclude={"dependencies"})
             tmpl = Template.model_validate({"name": name, "container": body})
             spec = dataclasses.replace(process_spec(f"{launch.node_id}-{name}", tmpl), mounts=mounts)
+            if name == "main":  # the set's outputs are read where its main container ends
+                spec = self._with_output_artifacts(spec, launch.template)
             run.put(run.nodes[children[name].id].model_copy(update={"phase": NodePhase.RUNNING, "started_at": self.clock()}))
             self._want(run.record.uid)
             result = await self.executor.run(spec)
@@ -691,7 +775,9 @@ class Scheduler:
             self._settle(run, launch, None, "containerSet: no container ran")
             return
         final = failed or main
-        self._settle(run, launch, dataclasses.replace(final, result=main.result, outputs=main.outputs), None)
+        await self._settle_with_outputs(
+            run, launch, dataclasses.replace(final, result=main.result, outputs=main.outputs, artifacts=main.artifacts)
+        )
 
     def _volumes_dir(self, uid: str) -> Path:
         return Path(getattr(self.executor, "work_dir", ".")) / ".volumes" / uid
@@ -731,7 +817,16 @@ class Scheduler:
             out.append((str(host), mount.mount_path, bool(mount.read_only)))
         return tuple(out)
 
-    def _settle(self, run: WorkflowRun, launch: Launch, result: ProcessResult | None, error: str | None) -> None:
+    def _settle(
+        self,
+        run: WorkflowRun,
+        launch: Launch,
+        result: ProcessResult | None,
+        error: str | None,
+        *,
+        artifacts: list[dict[str, Any]] | None = None,
+        artifact_error: str | None = None,
+    ) -> None:
         node = run.nodes.get(launch.node_id)
         if node is None or node.phase.done or run.record.uid not in self.runs:
             return
@@ -740,13 +835,15 @@ class Scheduler:
             update.update(phase=NodePhase.ERROR, message=error)
         else:
             outputs, missing = leaf_outputs(launch.template, result.exit_code, result.result, result.outputs)
+            if artifacts:
+                outputs = outputs.model_copy(update={"artifacts": artifacts})
             update.update(outputs=outputs, log_path=str(result.log_path))
             if result.error:
                 update.update(phase=NodePhase.FAILED, message=result.error)
             elif result.exit_code != 0:
                 update.update(phase=NodePhase.FAILED, message=f"Error (exit code {result.exit_code})")
-            elif missing:
-                update.update(phase=NodePhase.ERROR, message=missing)
+            elif missing or artifact_error:
+                update.update(phase=NodePhase.ERROR, message=missing or artifact_error)
             else:
                 update.update(phase=NodePhase.SUCCEEDED)
             for param in (launch.template.outputs.parameters or []) if launch.template.outputs else []:
@@ -754,6 +851,9 @@ class Scheduler:
                     value = outputs.parameter(param.name)
                     if value is not None:
                         run.global_outputs[param.global_name] = value
+            for art in (launch.template.outputs.artifacts or []) if launch.template.outputs else []:
+                if art.global_name and outputs.artifact(art.name) is not None:
+                    run.global_artifacts[art.global_name] = outputs.artifact(art.name) or {}
         run.put(node.model_copy(update=update))
         self._settled.setdefault(run.record.uid, []).append(launch.node_id)
         self._want(run.record.uid)

@@ -95,8 +95,13 @@ class OutputParameter(_Model):
 
 class NodeOutputs(_Model):
     parameters: list[OutputParameter] = Field(default_factory=list)
+    # Each {name, path, key | raw | <location>, archive, kind, size}: see workflows.operator.artifacts.
+    artifacts: list[dict[str, Any]] | None = None
     result: str | None = None
     exit_code: str | None = Field(default=None, alias="exitCode")
+
+    def artifact(self, name: str) -> dict[str, Any] | None:
+        return next((a for a in self.artifacts or () if a.get("name") == name), None)
 
     def parameter(self, name: str) -> str | None:
         for p in self.parameters:

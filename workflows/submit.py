@@ -14,6 +14,7 @@ import secrets
 import string
 from typing import Any
 
+from workflows.artifacts.repositories import REPOSITORIES_CONFIGMAP, RepositoryRefError, resolve_ref
 from workflows.errors import Finding, LintError
 from workflows.expressions import ExpressionError, compile_expr, parse_depends
 from workflows.lint import lint
@@ -152,6 +153,11 @@ async def prepare(workflow: Workflow, store: WorkflowStore, options: SubmitOptio
         return cache.get((name, False)) or cache.get((name, True))
 
     config_maps = await _template_config_maps([*(spec.templates or []), *stored.values()], store, namespace)
+    try:
+        repository_ref = await _artifact_repository_ref(spec.artifact_repository_ref, store, namespace)
+    except RepositoryRefError as exc:
+        findings.append(Finding("spec.artifactRepositoryRef", str(exc).removeprefix("artifactRepositoryRef: ")))
+        repository_ref = {"default": True}
     findings.extend(lint(workflow, templates_lookup=lookup if cache else None, expression_check=expression_check))
     if findings:
         raise LintError(file, findings)
@@ -178,6 +184,7 @@ async def prepare(workflow: Workflow, store: WorkflowStore, options: SubmitOptio
         status={
             "storedTemplates": {k: t.model_dump(by_alias=True, exclude_none=True, mode="json") for k, t in stored.items()},
             **({"configMaps": config_maps} if config_maps else {}),
+            **({"artifactRepositoryRef": repository_ref} if not repository_ref.get("default") else {}),
         },
     )
     return record, stored
@@ -252,3 +259,14 @@ async def _resolve_configmap_args(spec: Any, store: WorkflowStore, namespace: st
     return spec.arguments.model_copy(update={"parameters": params})
 
 
+
+
+async def _artifact_repository_ref(ref: Any, store: WorkflowStore, namespace: str) -> dict[str, Any]:
+    """The artifact repository the workflow will use (Argo resolves it once, into its status)."""
+    name = (ref.config_map if ref is not None else None) or REPOSITORIES_CONFIGMAP
+    record = await store.get_resource("ConfigMap", namespace, name)
+    found: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
+    if record is not None:
+        cm = ConfigMap.model_validate(record.manifest)
+        found[name] = (dict(cm.data or {}), dict((cm.metadata.annotations if cm.metadata else None) or {}))
+    return await resolve_ref(ref, found)

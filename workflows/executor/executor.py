@@ -27,6 +27,7 @@ from workflows.executor.images import ARGO_SCRIPT_PATH, command_line
 from workflows.executor.layout import HostView, NodeDirs, PrivateView, RootDirs, read_output
 from workflows.executor.lookup import find_executable
 from workflows.executor.nsthread import open_private_fs
+from workflows.executor.outputs import CollectedArtifact, collect, open_paths
 from workflows.executor.process import Child, spawn
 from workflows.executor.reaper import Reaper, kill_recorded_groups
 from workflows.executor.roots import RootPool
@@ -165,6 +166,7 @@ class LocalExecutor:
         view: PrivateView | HostView = PrivateView(dirs, self._bin) if roots else HostView(dirs, self._bin)
         dirs.reset(view.NAMES)
         (dirs.node / RESULT_FILE).unlink(missing_ok=True)  # an earlier run's result is not this run's
+        shutil.rmtree(dirs.node / "artifacts", ignore_errors=True)
         log_fd = os.open(dirs.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
             return await self._run(spec, view, roots, log_fd, started_at, on_start, gate)
@@ -320,6 +322,7 @@ class LocalExecutor:
                 # Without a cgroup the group kill is all we have: trust it. With one that will not go
                 # away, something of the node still runs and may write to its root: never lend it again.
                 reusable = self._drop_cgroup(cgroup)
+            artifacts = await self._collect(spec, view, started) if spec.output_artifacts else {}
             exit_code = status if status >= 0 else 128 - status
             log.debug("node %s exited %d after %.3fs", spec.node_id, exit_code, time.monotonic() - clock)
             return self._saved(
@@ -338,11 +341,32 @@ class LocalExecutor:
                     ),
                     started_at=started_at,
                     finished_at=_now(),
+                    artifacts=artifacts,
                 ),
             )
         finally:
             if started.pool is not None and started.root is not None:
                 started.pool.give_back(started.root, reuse=reusable)
+
+    async def _collect(
+        self, spec: ProcessSpec, view: PrivateView | HostView, started: _Started
+    ) -> dict[str, CollectedArtifact]:
+        """Take the output artifacts out of the node's view (before its root is lent again)."""
+        staging = view.dirs.node / "artifacts"
+        paths = [posixpath.normpath(posixpath.join("/", path)) for _, path in spec.output_artifacts]
+        if started.root is not None and started.pool is not None:
+            ns, top = started.pool.ns, started.root.sub("root")
+            fds = await asyncio.wrap_future(ns.submit(lambda: ns.inside(top, lambda: open_paths(list(paths)))))
+        else:
+            fds = open_paths([None if (host := view.resolve(p)) is None else str(host) for p in paths])
+
+        def copy_all() -> dict[str, CollectedArtifact]:
+            out = {}
+            for (name, _), path, fd in zip(spec.output_artifacts, paths, fds, strict=True):
+                out[name] = collect(fd, path, staging / name, spec.artifact_limit_bytes)
+            return out
+
+        return await asyncio.to_thread(copy_all)
 
     async def _terminate(self, child: Child, cgroup: NodeCgroup | None) -> None:
         """SIGTERM the group, SIGKILL everything after the grace period, and wait for the exit."""
@@ -433,6 +457,7 @@ class LocalExecutor:
             raise InvalidNodeId(node_id)
         dirs = NodeDirs(self.work_dir / node_id)
         shutil.rmtree(dirs.fs, ignore_errors=True)
+        shutil.rmtree(dirs.node / "artifacts", ignore_errors=True)  # uploaded before the commit
         (dirs.node / RESULT_FILE).unlink(missing_ok=True)
         self._remove_retired(1)
 

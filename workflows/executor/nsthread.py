@@ -30,6 +30,7 @@ import logging
 import os
 import queue
 import shutil
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -220,14 +221,39 @@ class NamespaceThread:
         self.mounted += 1
 
     def bind_volumes(self, root: Path, mounts: tuple[tuple[str, str, bool], ...]) -> None:
-        """Bind host dirs into a mounted root at the node's paths (call in the thread)."""
-        top = str(root)
-        for host, path, read_only in mounts:
-            target = top + os.path.normpath("/" + path)
-            os.makedirs(target, exist_ok=True)
-            _mount(host, target, None, _MS_BIND | _MS_REC)
-            if read_only:
-                _mount(None, target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY)
+        """Bind host files and dirs into a mounted root at the node's paths (call in the thread).
+
+        Each source is opened on the host side first; each target is made and mounted from inside
+        the root, through ``/proc/self/fd``. So a symlink in the node's root (``/var/run -> /run``,
+        or one planted by an earlier step in a shared volume) resolves as the node would see it,
+        and never sends a mount, or a directory made for one, to a host path. Parents are bound
+        before what lies under them.
+        """
+        ordered = sorted(mounts, key=lambda m: os.path.normpath("/" + m[1]).count("/"))
+        fds: list[int] = []
+        try:
+            for host, _, _ in ordered:
+                fds.append(os.open(host, os.O_PATH | os.O_CLOEXEC))
+
+            def bind() -> None:
+                for fd, (host, path, read_only) in zip(fds, ordered, strict=True):
+                    target = os.path.normpath("/" + path)
+                    if stat.S_ISDIR(os.fstat(fd).st_mode):
+                        os.makedirs(target, exist_ok=True)
+                    else:  # a file (an input artifact) is bound onto a file
+                        os.makedirs(os.path.dirname(target), exist_ok=True)
+                        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+                    try:
+                        _mount(f"/proc/self/fd/{fd}", target, None, _MS_BIND | _MS_REC)
+                        if read_only:
+                            _mount(None, target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY)
+                    except OSError as exc:
+                        raise OSError(exc.errno, f"cannot mount {host} at {target}: {os.strerror(exc.errno or 0)}") from exc
+
+            self.inside(root, bind)
+        finally:
+            for fd in fds:
+                os.close(fd)
 
     def unmount_root(self, root: Path) -> None:
         """Detach a node root and everything under it (call in the thread)."""

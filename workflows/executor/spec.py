@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from workflows.executor.outputs import CollectedArtifact
 
 __all__ = ["RESULT_FILE", "ProcessResult", "ProcessSpec", "load_result", "save_result"]
 
@@ -37,6 +39,10 @@ class ProcessSpec:
     deadline_message: str = "Pod was active on the node longer than the specified deadline"
     # Host directories bound into the node's root: (host dir, absolute path in the node, read-only).
     mounts: tuple[tuple[str, str, bool], ...] = ()
+    # Output artifacts, (name, absolute path in the node): taken after the process exits, each at
+    # most ``artifact_limit_bytes`` (None: no limit).
+    output_artifacts: tuple[tuple[str, str], ...] = ()
+    artifact_limit_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class ProcessResult:
     error: str | None
     started_at: datetime
     finished_at: datetime
+    # Output artifact name -> what was taken (staged under the node's dir until it is committed).
+    artifacts: dict[str, CollectedArtifact] = field(default_factory=dict)
 
 
 RESULT_FILE = "result.json"
@@ -76,6 +84,7 @@ def save_result(node_dir: Path, result: ProcessResult) -> None:
         "error": result.error,
         "started_at": result.started_at.isoformat(),
         "finished_at": result.finished_at.isoformat(),
+        "artifacts": {name: art.to_json() for name, art in result.artifacts.items()},
     }
     # Written in place, not via a renamed temp file: a write cut short by a crash is invalid JSON,
     # which load_result treats as "did not finish" (the node re-runs), the same as no file at all.
@@ -100,6 +109,7 @@ def load_result(node_dir: Path) -> ProcessResult | None:
             error=data["error"],
             started_at=datetime.fromisoformat(data["started_at"]),
             finished_at=datetime.fromisoformat(data["finished_at"]),
+            artifacts={n: CollectedArtifact.from_json(a) for n, a in (data.get("artifacts") or {}).items()},
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

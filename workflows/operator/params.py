@@ -97,6 +97,8 @@ def _node_values(prefix: str, node: NodeStatus) -> dict[str, Any]:
     out[f"{prefix}.exitCode"] = outputs.exit_code if outputs else None
     for param in outputs.parameters if outputs else []:
         out[f"{prefix}.outputs.parameters.{param.name}"] = param.value
+    for art in (outputs.artifacts or []) if outputs else []:
+        out[f"{prefix}.outputs.artifacts.{art['name']}"] = art
     if outputs and outputs.parameters:
         out[f"{prefix}.outputs.parameters"] = json.dumps({p.name: p.value for p in outputs.parameters})
     return out

@@ -51,6 +51,7 @@ class WorkflowRun:
     stored_templates: dict[str, Template] = field(default_factory=dict)
     dirty: dict[str, NodeStatus] = field(default_factory=dict)
     global_outputs: dict[str, str] = field(default_factory=dict)
+    global_artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Scope entries added by step groups whose children have all finished (see Operator._step_group);
     # only read once the group node itself is done, which it then stays for this run.
     group_scopes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -168,5 +169,7 @@ class WorkflowRun:
             scope["workflow.scheduledTime"] = scheduled  # set on workflows a CronWorkflow submitted
         for key, value in self.global_outputs.items():
             scope[f"workflow.outputs.parameters.{key}"] = value
+        for key, art in self.global_artifacts.items():
+            scope[f"workflow.outputs.artifacts.{key}"] = art
         del meta
         return scope

@@ -27,6 +27,7 @@ from workflows.expressions import (
     substitute_obj,
 )
 from workflows.models import Arguments, DAGTask, LifecycleHook, RetryStrategy, Template, TemplateType, WorkflowStep
+from workflows.operator.artifacts import artifact_scope, output_artifact_refs, resolve_input_artifacts
 from workflows.operator.items import ExpandError, Item, expand, item_scope
 from workflows.operator.params import (
     InputError,
@@ -415,9 +416,15 @@ class Operator:
                 values = resolve_inputs(
                     tmpl, arguments, caller_scope, self.run.record.status.get("configMaps"), lenient=lenient
                 )
+                in_artifacts = resolve_input_artifacts(tmpl, arguments, {**caller_scope, **inputs_scope(values)})
             except (InputError, ExpressionError) as exc:
                 return self._error(name, display, _TYPE_OF.get(kind, NodeType.POD) if kind else NodeType.POD, boundary, str(exc))
-            inputs = {"parameters": [{"name": k, "value": v} for k, v in values.items()]} if values else None
+            inputs: dict[str, Any] | None = {}
+            if values:
+                inputs["parameters"] = [{"name": k, "value": v} for k, v in values.items()]
+            if in_artifacts:
+                inputs["artifacts"] = in_artifacts
+            inputs = inputs or None
             node = self._new(name, display, _TYPE_OF.get(kind, NodeType.POD) if kind else NodeType.POD, tmpl.name, boundary, inputs=inputs)
             if tmpl.memoize is not None:
                 node = self._memo_lookup(node, tmpl, {**self._global, **inputs_scope(values)})
@@ -425,6 +432,8 @@ class Operator:
                     return node
         values = {p["name"]: p["value"] for p in (node.inputs or {}).get("parameters", [])}
         scope = {**self._global, **inputs_scope(values), "retries": str(attempt or 0)}
+        if node.inputs and node.inputs.get("artifacts"):
+            scope.update(artifact_scope("inputs.artifacts", node.inputs["artifacts"]))
         custom = (tmpl.annotations or {}).get(DISPLAY_NAME_ANNOTATION)
         if custom and node.display_name == display:
             # Argo lets a template name its nodes, e.g. "os-{{inputs.parameters.image}}".
@@ -457,6 +466,12 @@ class Operator:
                 return node
             self._slots -= 1
         leaf_scope = {**scope, "pod.name": node.id, "node.name": node.name}
+        for art in (tmpl.outputs.artifacts or []) if tmpl.outputs else []:
+            if art.path:
+                leaf_scope[f"outputs.artifacts.{art.name}.path"] = art.path
+        for param in (tmpl.outputs.parameters or []) if tmpl.outputs else []:
+            if param.value_from is not None and param.value_from.path:
+                leaf_scope.setdefault(f"outputs.parameters.{param.name}.path", param.value_from.path)
         body = tmpl.model_dump(by_alias=True, exclude_none=True)
         try:
             resolved = Template.model_validate(substitute_obj(body, leaf_scope, strict=False))
@@ -731,12 +746,21 @@ class Operator:
             params = template_output_parameters(tmpl, scope)
         except (InputError, ExpressionError) as exc:
             return self._finish(node, NodePhase.ERROR, str(exc))
+        try:
+            artifacts = output_artifact_refs(tmpl, scope)
+        except (InputError, ExpressionError) as exc:
+            return self._finish(node, NodePhase.ERROR, str(exc))
         outputs = None
-        if params:
-            outputs = NodeOutputs(parameters=[OutputParameter(name=n, value=v) for n, v, _ in params])
+        if params or artifacts:
+            outputs = NodeOutputs(
+                parameters=[OutputParameter(name=n, value=v) for n, v, _ in params], artifacts=[a for a, _ in artifacts] or None
+            )
             for name, value, global_name in params:
                 if global_name:
                     self.run.global_outputs[global_name] = value
+            for art, global_name in artifacts:
+                if global_name:
+                    self.run.global_artifacts[global_name] = art
         done = node.model_copy(update={"phase": NodePhase.SUCCEEDED, "finished_at": self._now, "outputs": outputs or node.outputs})
         return self.run.put(done)
 
