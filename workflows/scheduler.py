@@ -88,13 +88,16 @@ class _Skipped(Exception):
         super().__init__(name)
 
 
+def _output_paths(tmpl: Template) -> tuple[str, ...]:
+    params = (tmpl.outputs.parameters or []) if tmpl.outputs else []
+    return tuple(p.value_from.path for p in params if p.value_from and p.value_from.path)
+
+
 def process_spec(node_id: str, tmpl: Template) -> ProcessSpec:
     main = tmpl.main_container
     assert main is not None
     env = {e.name: str(e.value or "") for e in (main.env or []) if e.value is not None}
-    paths = tuple(
-        p.value_from.path for p in ((tmpl.outputs.parameters or []) if tmpl.outputs else []) if p.value_from and p.value_from.path
-    )
+    paths = _output_paths(tmpl)
     limits = (main.resources or {}).get("limits") or {}
     memory = parse_memory(limits["memory"]) if "memory" in limits else None
     cpu = parse_cpu(limits["cpu"]) if "cpu" in limits else None
@@ -750,6 +753,7 @@ class Scheduler:
             spec = dataclasses.replace(process_spec(f"{launch.node_id}-{name}", tmpl), mounts=mounts)
             if name == "main":  # the set's outputs are read where its main container ends
                 spec = self._with_output_artifacts(spec, launch.template)
+                spec = dataclasses.replace(spec, output_paths=_output_paths(launch.template))
             run.put(run.nodes[children[name].id].model_copy(update={"phase": NodePhase.RUNNING, "started_at": self.clock()}))
             self._want(run.record.uid)
             result = await self.executor.run(spec)

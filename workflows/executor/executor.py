@@ -27,7 +27,7 @@ from workflows.executor.images import ARGO_SCRIPT_PATH, command_line
 from workflows.executor.layout import HostView, NodeDirs, PrivateView, RootDirs, read_output
 from workflows.executor.lookup import find_executable
 from workflows.executor.nsthread import open_private_fs
-from workflows.executor.outputs import CollectedArtifact, collect, open_paths
+from workflows.executor.outputs import CollectedArtifact, collect, open_paths, read_fd_text
 from workflows.executor.process import Child, spawn
 from workflows.executor.reaper import Reaper, kill_recorded_groups
 from workflows.executor.roots import RootPool
@@ -323,6 +323,7 @@ class LocalExecutor:
                 # away, something of the node still runs and may write to its root: never lend it again.
                 reusable = self._drop_cgroup(cgroup)
             artifacts = await self._collect(spec, view, started) if spec.output_artifacts else {}
+            outputs = await self._read_outputs(spec, view, started)
             exit_code = status if status >= 0 else 128 - status
             log.debug("node %s exited %d after %.3fs", spec.node_id, exit_code, time.monotonic() - clock)
             return self._saved(
@@ -331,7 +332,7 @@ class LocalExecutor:
                     exit_code=exit_code,
                     result=started.capture.result(),
                     log_path=view.dirs.log,
-                    outputs={path: read_output(view.resolve(path)) for path in spec.output_paths},
+                    outputs=outputs,
                     error=(
                         spec.deadline_message
                         if timed_out
@@ -347,6 +348,20 @@ class LocalExecutor:
         finally:
             if started.pool is not None and started.root is not None:
                 started.pool.give_back(started.root, reuse=reusable)
+
+    async def _read_outputs(
+        self, spec: ProcessSpec, view: PrivateView | HostView, started: _Started
+    ) -> dict[str, str | None]:
+        """Output parameter files, read as the node saw them. With a mounted volume in the way (its
+        files are not in the root's upper dir) the paths are opened inside the root."""
+        if not spec.output_paths:
+            return {}
+        if not spec.mounts or started.root is None or started.pool is None:
+            return {path: read_output(view.resolve(path)) for path in spec.output_paths}
+        ns, top = started.pool.ns, started.root.sub("root")
+        paths = [posixpath.normpath(posixpath.join("/", p)) for p in spec.output_paths]
+        fds = await asyncio.wrap_future(ns.submit(lambda: ns.inside(top, lambda: open_paths(list(paths)))))
+        return {path: read_fd_text(fd) for path, fd in zip(spec.output_paths, fds, strict=True)}
 
     async def _collect(
         self, spec: ProcessSpec, view: PrivateView | HostView, started: _Started

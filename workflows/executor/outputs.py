@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CollectedArtifact", "collect", "open_paths"]
+__all__ = ["CollectedArtifact", "collect", "open_paths", "read_fd_text"]
 
 _CHUNK = 1 << 20
 
@@ -130,3 +130,22 @@ def _info(name: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
     info.mode = stat.S_IMODE(st.st_mode)
     info.mtime = int(st.st_mtime)
     return info
+
+
+def read_fd_text(fd: int | None) -> str | None:
+    """An output parameter's text from :func:`open_paths` (closing ``fd``): minus one trailing
+    newline; None for a missing file or a directory, as Argo treats both as "no value"."""
+    if fd is None:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        os.set_blocking(fd, True)
+        chunks = []
+        while chunk := os.read(fd, _CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", errors="replace").removesuffix("\n")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)

@@ -27,7 +27,6 @@ SUITE_FILE = EXAMPLES / "SUITE.yaml"
 # skipped with that reason until the feature lands; the test that lists them keeps this honest.
 NOT_YET: dict[str, str] = {
     "synchronization": "synchronization (issue 6)",
-    "artifacts": "artifacts (issue 5)",
     "daemon": "daemon steps",
     "http": "http templates (issue 12)",
     "resource": "resource templates (issue 12)",
@@ -37,8 +36,10 @@ NOT_YET: dict[str, str] = {
 }
 NEEDS_NOT_YET = {
     "ttl": "retention (issue 11)",
-    "raw-artifacts": "artifacts (issue 5)",
 }
+# Tier-C blockers eventflow provides: such an entry runs when these are all it is blocked by, and
+# must reach the outcome Argo reports (``argo_outcome``).
+PROVIDED_BLOCKERS = {"artifact-repo"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,17 @@ class Entry:
         return self.file + (f"#{doc}" if doc is not None else "")
 
     @property
+    def runnable_tier_c(self) -> bool:
+        """A tier-C entry whose blockers eventflow provides, with an outcome Argo reports."""
+        blocked = set(self.raw.get("blocked_by") or [])
+        outcome = self.raw.get("argo_outcome") or {}
+        return bool(blocked) and blocked <= PROVIDED_BLOCKERS and ("phase" in outcome or "phase_any_of" in outcome)
+
+    @property
     def expect(self) -> dict[str, Any]:
+        if self.raw.get("tier") == "C":
+            outcome = self.raw.get("argo_outcome") or {}
+            return {k: v for k, v in outcome.items() if k in ("phase", "phase_any_of")}
         return dict(self.raw.get("expect") or {})
 
     @property
@@ -73,6 +84,8 @@ def load_suite() -> list[Entry]:
 def _keys(value: Any) -> Iterator[str]:
     if isinstance(value, dict):
         for key, sub in value.items():
+            if key == "raw":
+                continue  # a raw artifact's ``data`` is not a data template
             yield str(key)
             yield from _keys(sub)
     elif isinstance(value, list):
@@ -140,6 +153,8 @@ def _fixture_template(ref_name: str, tmpl_name: str) -> Any:
 async def load_fixtures(store: WorkflowStore, entry: Entry) -> None:
     data = yaml.safe_load(SUITE_FILE.read_text())["fixtures"]
     wanted = entry.needs
+    if "artifact-repo" in (entry.raw.get("blocked_by") or []):
+        await _artifact_repositories(store, data)
     for cm in data.get("configmaps", []):
         if f"configmap:{cm['name']}" in wanted and "data" in cm:
             manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm["name"], "labels": cm.get("labels", {})}, "data": cm["data"]}
@@ -161,6 +176,18 @@ async def load_fixtures(store: WorkflowStore, entry: Entry) -> None:
                             manifest=doc.model_dump(by_alias=True, exclude_none=True, mode="json"),
                         )  # fmt: skip
                     )
+
+
+async def _artifact_repositories(store: WorkflowStore, fixtures: dict[str, Any]) -> None:
+    """Argo's quick-start ``artifact-repositories`` ConfigMap (S3 on MinIO there, with archiveLogs),
+    each key pointing at the server's own local repository here."""
+    cm = next(c for c in fixtures.get("configmaps", []) if c["name"] == "artifact-repositories")
+    manifest = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": cm["name"], "annotations": cm.get("annotations", {})},
+        "data": {key: "archiveLogs: true\nlocal: {}\n" for key in cm["data_keys"]},
+    }  # fmt: skip
+    await store.put_resource(ResourceRecord(kind="ConfigMap", namespace="default", name=cm["name"], manifest=manifest))
 
 
 def workflow_of(entry: Entry) -> Workflow:
