@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from eventbus import BusConfig, StreamLimits
 from eventflow.database import normalize_url
 from eventflow.errors import UsageError
+from workflows.artifacts.repositories import RepositoryConfig, RepositoryRefError, parse_repository_config
+from workflows.quantities import parse_memory
 
 __all__ = ["ALL_ROLES", "ServerConfig", "load_server_config"]
 
@@ -34,6 +36,45 @@ class BusSettings(BaseModel):
     undeliverable: StreamLimits = StreamLimits(max_age_seconds=30 * 24 * 3600.0)
 
 
+class ArtifactSettings(BaseModel):
+    """The ``artifacts:`` section: where workflow artifacts are kept and how large one may be.
+
+    ``repository`` takes the same YAML as a value of an ``artifact-repositories`` ConfigMap:
+    ``local: {}`` (the default: ``<data dir>/artifacts``), ``nats: {bucket: ...}`` (the bus's
+    object store, for workers on other machines) or Argo's ``s3: {bucket, endpoint, ...}``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    repository: dict[str, Any] = Field(default_factory=lambda: {"local": {}})
+    max_size: str | int | None = Field(default=None, alias="maxSize", description='largest artifact, e.g. "1Gi"; none by default')
+    archive_logs: bool = Field(default=False, alias="archiveLogs")
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            parse_repository_config(value, "repository")
+        except RepositoryRefError as exc:
+            raise ValueError(str(exc).removeprefix("repository: ")) from None
+        return value
+
+    @field_validator("max_size")
+    @classmethod
+    def _max_size(cls, value: str | int | None) -> str | int | None:
+        if value is not None:
+            parse_memory(str(value))
+        return value
+
+    def repository_config(self) -> RepositoryConfig:
+        config = parse_repository_config(self.repository, "artifacts.repository")
+        return config.model_copy(update={"archive_logs": config.archive_logs or self.archive_logs})
+
+    @property
+    def max_bytes(self) -> int | None:
+        return None if self.max_size is None else parse_memory(str(self.max_size))
+
+
 class ServerConfig(BaseModel):
     """Everything ``eventflow serve`` needs."""
 
@@ -51,6 +92,7 @@ class ServerConfig(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     bus: BusSettings = BusSettings()
+    artifacts: ArtifactSettings = ArtifactSettings()
 
     @field_validator("nats_url")
     @classmethod

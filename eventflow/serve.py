@@ -25,6 +25,7 @@ from eventflow.database import open_engine, ping
 from eventflow.errors import StartupError
 from eventflow.http import AppState, build_app
 from eventflow.roles import HttpRole, Role, SchedulerRole
+from workflows.artifacts.repositories import Repositories
 from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
 from workflows.scheduler import Scheduler
@@ -138,7 +139,10 @@ async def serve(config: ServerConfig) -> int:
             raise StartupError(f"database unreachable: {reason}")
         await store.migrate()
         executor = LocalExecutor(data_dir / "nodes")
-        scheduler = Scheduler(store, executor, bus=bus)
+        repositories = Repositories(
+            config.artifacts.repository_config(), local_root=data_dir / "artifacts", bus=bus, max_bytes=config.artifacts.max_bytes
+        )
+        scheduler = Scheduler(store, executor, bus=bus, repositories=repositories)
         cron = CronRunner(scheduler)
         extra = {"scheduler": scheduler, "cron": cron}
         state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra)

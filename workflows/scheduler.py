@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from eventbus import JetStreamBus, Subjects
 from workflows.artifacts.repositories import Repositories, RepositoryConfig
 from workflows.artifacts.repository import RepositoryError
-from workflows.artifacts.transfer import ArtifactFailure, save_outputs, stage_inputs
+from workflows.artifacts.transfer import ArtifactFailure, delete_artifacts, gc_keys, save_outputs, stage_inputs
 from workflows.expressions import substitute
 from workflows.executor import ProcessResult, ProcessSpec
 from workflows.lifecycle import OutboxPublisher, lifecycle_event, progress
@@ -150,6 +150,7 @@ class Scheduler:
         self._recovered: dict[str, ProcessResult] = {}
         # per workflow: leaves whose results its next commit makes durable
         self._settled: dict[str, list[str]] = {}
+        self._gc_tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"<Scheduler runs={len(self.runs)} leaves={len(self._leaf_tasks)} walks={self.walks}>"
@@ -173,8 +174,12 @@ class Scheduler:
             task.cancel()
         if self._leaf_tasks:
             await asyncio.wait(list(self._leaf_tasks.values()), timeout=15)
+        if self._gc_tasks:
+            await asyncio.wait(list(self._gc_tasks), timeout=15)
         with contextlib.suppress(Exception):
             await self.outbox.flush()
+        with contextlib.suppress(Exception):
+            await self.repositories.close()
 
     def _forget(self, uid: str) -> None:
         self.runs.pop(uid, None)
@@ -322,8 +327,29 @@ class Scheduler:
         if record is None:
             raise WorkflowNotFound(namespace, name)
         await self._kill_leaves(record.uid)
-        self.runs.pop(record.uid, None)
+        run = self.runs.pop(record.uid, None)
+        nodes = run.nodes if run is not None else await self.store.load_nodes(record.uid)
         await self.store.delete_workflow(record.uid)
+        # Its claims, staged inputs and (artifactGC) artifacts go with it.
+        await asyncio.to_thread(shutil.rmtree, self._volumes_dir(record.uid), True)
+        keys = gc_keys(nodes.values(), {"OnWorkflowDeletion", "OnWorkflowCompletion"})
+        if keys:
+            await self._collect_garbage(record, keys, "OnWorkflowDeletion")
+
+    def _gc_task(self, record: WorkflowRecord, keys: list[str], strategy: str) -> None:
+        task = asyncio.create_task(self._collect_garbage(record, keys, strategy), name=f"artifact-gc-{record.name}")
+        self._gc_tasks.add(task)
+        task.add_done_callback(self._gc_tasks.discard)
+
+    async def _collect_garbage(self, record: WorkflowRecord, keys: list[str], strategy: str) -> None:
+        """artifactGC: delete the workflow's artifacts under ``keys``; a failure is logged, not raised
+        (the workflow's outcome is settled; Argo reports such failures as events too)."""
+        try:
+            repo = await self.repositories.open(self.repositories.config_of(record.status))
+            removed = await delete_artifacts(repo, keys)
+            log.info("artifactGC %s for %s/%s: %d files deleted", strategy, record.namespace, record.name, removed)
+        except (RepositoryError, ValueError, OSError) as exc:
+            log.warning("artifactGC %s for %s/%s failed: %s", strategy, record.namespace, record.name, exc)
 
     async def terminate(self, namespace: str, name: str, strategy: str = "Terminate") -> WorkflowRecord:
         """Argo's shutdown: running steps are stopped and nothing new starts. ``Terminate`` ends the
@@ -555,6 +581,9 @@ class Scheduler:
             volumes = self._volumes_dir(record.uid)
             if volumes.exists():  # claims made for this workflow go with it (Argo's default volumeClaimGC)
                 asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, volumes, True)
+            keys = gc_keys(run.nodes.values(), {"OnWorkflowCompletion"})
+            if keys:
+                self._gc_task(record, keys, "OnWorkflowCompletion")
             return
         if settled:  # committed now: their private dirs and saved results can go, off the hot path
             asyncio.get_running_loop().run_in_executor(None, self._cleanup, settled)
@@ -671,7 +700,8 @@ class Scheduler:
             base = self._key_base(run, launch.node_id, config.key_format)
             scratch = self._artifact_dir(run, launch.node_id) / "out"
             if result.artifacts:
-                saved = await save_outputs(repo, base, tmpl, result.artifacts, scratch)
+                gc = run.workflow.spec.artifact_gc.strategy if run.workflow.spec.artifact_gc else None
+                saved = await save_outputs(repo, base, tmpl, result.artifacts, scratch, gc)
             if archive_logs and result.log_path.exists():
                 key = f"{base}/main.log"
                 await repo.put_file(key, result.log_path)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from eventflow.cli import cron_cmds, serve_cmd, workflow_cmds
+from eventflow.cli import artifact_cmds, cron_cmds, serve_cmd, workflow_cmds
 from eventflow.errors import EventflowError
 
 __all__ = ["main"]
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.register(commands)
     workflow_cmds.register(commands)
     cron_cmds.register(commands)
+    artifact_cmds.register(commands)
     return parser
 
 

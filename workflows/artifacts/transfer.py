@@ -11,6 +11,7 @@ import asyncio
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,9 @@ from workflows.artifacts.repository import ArtifactNotFound, ArtifactRepository,
 from workflows.executor.outputs import CollectedArtifact
 from workflows.models import Template
 from workflows.operator.artifacts import LOCATION_KINDS, storage_of
+from workflows.status import NodeStatus, NodeType
 
-__all__ = ["ArtifactFailure", "save_outputs", "stage_inputs", "stored_keys"]
+__all__ = ["ArtifactFailure", "delete_artifacts", "fetch", "gc_keys", "save_outputs", "stage_inputs"]
 
 _SUFFIX = {"tar": ".tgz", "zip": ".zip", "none": ""}
 
@@ -35,8 +37,12 @@ async def save_outputs(
     template: Template,
     collected: dict[str, CollectedArtifact],
     scratch: Path,
+    gc_strategy: str | None = None,
 ) -> list[dict[str, Any]]:
     """Put each output artifact of a finished leaf into ``repo``; their status entries.
+
+    ``gc_strategy`` is the workflow's ``artifactGC.strategy``; an artifact's own overrides it, and
+    the entry records the one that applies (``artifactGC``), so deletion needs no template later.
 
     ``key_base`` is the node's key prefix (Argo's default ``<workflow>/<pod>``); an artifact with a
     key of its own (key-only) is stored under that key instead. A missing non-optional artifact
@@ -70,6 +76,9 @@ async def save_outputs(
         except RepositoryError as exc:
             raise ArtifactFailure(f"failed to save outputs: {exc}") from exc
         entry: dict[str, Any] = {"name": art.name, "path": art.path, "key": key, "archive": archive, "kind": taken.kind, "size": taken.size}
+        strategy = str((art.artifact_gc or {}).get("strategy") or gc_strategy or "")
+        if strategy and strategy != "Never":
+            entry["artifactGC"] = strategy
         saved.append(entry)
     return saved
 
@@ -133,7 +142,7 @@ async def stage_inputs(
             if "raw" in art:
                 await asyncio.to_thread(target.write_text, str((art.get("raw") or {}).get("data", "")))
             elif "key" in art:
-                await _fetch(repo, str(art["key"]), target, extract=art.get("archive") != "none" or art.get("kind") == "dir")
+                await fetch(repo, str(art["key"]), target, extract=art.get("archive") != "none" or art.get("kind") == "dir")
             else:
                 kind = next((k for k in LOCATION_KINDS if k in art), "unknown")
                 raise ArtifactFailure(f"inputs.artifacts.{art['name']}: {kind} artifacts are not supported here")
@@ -149,7 +158,8 @@ async def stage_inputs(
     return mounts
 
 
-async def _fetch(repo: ArtifactRepository, key: str, target: Path, *, extract: bool) -> None:
+async def fetch(repo: ArtifactRepository, key: str, target: Path, *, extract: bool) -> None:
+    """What ``key`` holds, at ``target``: a file (unpacked if ``extract``) or a directory."""
     keys = await repo.list_keys(key)
     if keys == [check_key(key)] or not keys:
         download = target.with_name(target.name + ".download")
@@ -184,12 +194,24 @@ def _chmod_tree(path: Path, mode: int) -> None:
         os.chmod(path, mode)
 
 
-def stored_keys(nodes: list[dict[str, Any]] | Any) -> list[str]:
-    """The repository keys of every output artifact in these nodes' statuses (for artifactGC)."""
-    keys: list[str] = []
-    for node in nodes:
-        outputs = getattr(node, "outputs", None)
-        for art in (getattr(outputs, "artifacts", None) or []) if outputs else []:
-            if art.get("key") and not art.get("reused"):
-                keys.append(str(art["key"]))
-    return sorted(set(keys))
+def gc_keys(nodes: Iterable[NodeStatus], strategies: set[str]) -> list[str]:
+    """The repository keys of the leaves' output artifacts whose ``artifactGC`` is one of ``strategies``
+    (a directory stored without an archive is its key's prefix)."""
+    keys = {
+        str(art["key"])
+        for node in nodes
+        if node.type == NodeType.POD and node.outputs is not None
+        for art in node.outputs.artifacts or []
+        if art.get("key") and art.get("artifactGC") in strategies
+    }
+    return sorted(keys)
+
+
+async def delete_artifacts(repo: ArtifactRepository, keys: list[str]) -> int:
+    """Delete what is stored under each key (and under ``key/``); how many files went."""
+    doomed: set[str] = set()
+    for key in keys:
+        doomed.update(await repo.list_keys(key))
+    if doomed:
+        await repo.delete_keys(sorted(doomed))
+    return len(doomed)
