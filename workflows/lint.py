@@ -571,6 +571,8 @@ class _Scope:
     workflow_parameters: frozenset[str] | None
     steps: frozenset[str] | None
     tasks: frozenset[str] | None
+    # Output artifacts each step/task's template declares (None: its template is not known here).
+    produced: dict[str, frozenset[str] | None] = field(default_factory=dict)
 
     @classmethod
     def of(cls, template: Template, spec: WorkflowSpec, *, ref_or_template: bool) -> _Scope:
@@ -589,6 +591,10 @@ class _Scope:
             if template.steps is not None
             else frozenset(),
             tasks=frozenset(t.name for t in template.dag.tasks) if template.dag is not None else frozenset(),
+            produced={
+                call.name: _declared_artifacts(spec, call)
+                for call in [*(s for group in template.steps or [] for s in group), *(template.dag.tasks if template.dag else [])]
+            },
         )
 
     def resolves(self, tag: str) -> bool:
@@ -607,11 +613,27 @@ class _Scope:
                     or rest.removeprefix("parameters.") in self.workflow_parameters
                 )
             case "steps" if self.steps is not None:
-                return rest == "name" or name in self.steps
+                return (rest == "name" or name in self.steps) and self._artifact_known(rest)
             case "tasks" if self.tasks is not None:
-                return rest == "name" or name in self.tasks
+                return (rest == "name" or name in self.tasks) and self._artifact_known(rest)
             case _:
                 return True
+
+
+    def _artifact_known(self, rest: str) -> bool:
+        """``X.outputs.artifacts.Y``: whether X's template declares Y (True when that is not known)."""
+        name, _, tail = rest.partition(".outputs.artifacts.")
+        if not tail:
+            return True
+        declared = self.produced.get(name)
+        return declared is None or tail.split(".", 1)[0] in declared
+
+
+def _declared_artifacts(spec: WorkflowSpec, call: WorkflowStep | DAGTask) -> frozenset[str] | None:
+    called = call.inline if call.inline is not None else spec.template(call.template) if call.template and "{{" not in call.template else None
+    if called is None:
+        return None
+    return frozenset(a.name for a in ((called.outputs.artifacts or []) if called.outputs else []))
 
 
 def depends_terms(depends: str) -> list[tuple[str, str | None]]:

@@ -30,7 +30,7 @@ from workflows.artifacts.repositories import Repositories, RepositoryConfig
 from workflows.artifacts.repository import RepositoryError
 from workflows.artifacts.transfer import ArtifactFailure, delete_artifacts, gc_keys, save_outputs, stage_inputs
 from workflows.expressions import substitute
-from workflows.executor import ProcessResult, ProcessSpec
+from workflows.executor import ProcessResult, ProcessSpec, VolumeMountFailed
 from workflows.lifecycle import OutboxPublisher, lifecycle_event, progress
 from workflows.models import Template, Workflow
 from workflows.operator.state import WorkflowRun
@@ -617,7 +617,7 @@ class Scheduler:
         try:
             mounts = self._mounts(run, launch)
             mounts += await self._input_artifacts(run, launch)
-        except (ValueError, ArtifactFailure) as exc:
+        except (ValueError, OSError, ArtifactFailure) as exc:
             await asyncio.shield(committed)
             self._settle(run, launch, None, str(exc))
             return
@@ -646,6 +646,9 @@ class Scheduler:
         except Exception as exc:
             if committed.done() and not committed.cancelled() and committed.exception() is exc:
                 return  # the commit failed: the node never started, and the walk reports it
+            if isinstance(exc, VolumeMountFailed):
+                self._settle(run, launch, None, str(exc))
+                return
             log.exception("executor failed on node %s", launch.node_id)
             self._settle(run, launch, None, f"executor error: {exc}")
             return

@@ -15,6 +15,7 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 __all__ = ["ArchiveError", "ARCHIVES", "archive_kind", "gzip_file", "pack_file_tgz", "pack_zip", "unpack", "untar_to"]
@@ -70,13 +71,14 @@ def untar_to(tar_path: Path, dest: Path) -> None:
     try:
         with tarfile.open(tar_path) as tar:
             tar.extractall(dest, filter=_safe_member)
-    except (tarfile.TarError, OSError) as exc:
-        raise ArchiveError(f"cannot extract {tar_path.name}: {exc}") from exc
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:  # EOFError: a gzip stream cut short
+        raise ArchiveError(f"cannot extract {tar_path.name}: {exc or type(exc).__name__}") from exc
 
 
 def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    """Nothing lands outside ``dest``: names with ``..`` or a leading ``/``, or that would pass through
-    a symlink extracted earlier, are refused, and so are hard links to outside files. Symlinks may
+    """Nothing lands outside ``dest``: names that climb out with ``..`` or would pass through a symlink
+    extracted earlier are refused (a leading ``/`` is dropped, so such a name lands inside), and so
+    are hard links to outside files. Symlinks may
     point anywhere (an absolute one is resolved in the node's view, where the tree is bound in, and
     nothing here follows it). Devices and fifos are left out."""
     try:
@@ -95,12 +97,19 @@ def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
 
 def _unzip_to(zip_path: Path, dest: Path) -> None:
     top = os.path.realpath(dest)
-    with zipfile.ZipFile(zip_path) as zf:
+    try:
+        zf = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ArchiveError(f"cannot extract {zip_path.name}: {exc}") from exc
+    with zf:
         for info in zf.infolist():
             target = os.path.realpath(os.path.join(top, info.filename))
             if os.path.isabs(info.filename) or not (target == top or target.startswith(top + os.sep)):
                 raise ArchiveError(f"archive member {info.filename!r} refused: it would be outside the target")
-        zf.extractall(dest)
+        try:
+            zf.extractall(dest)
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise ArchiveError(f"cannot extract {zip_path.name}: {exc}") from exc
 
 
 def unpack(downloaded: Path, dest: Path, *, extract: bool = True) -> str:

@@ -39,7 +39,7 @@ never starts: ``exit_code`` None (not 127, so the scheduler can tell "could not 
 127") and ``error`` in Go's wording, e.g. ``exec: "foo": executable file not found in $PATH``.
 """
 
-from workflows.executor.errors import ExecutorError, InvalidNodeId, PrivateFsUnavailable
+from workflows.executor.errors import ExecutorError, InvalidNodeId, PrivateFsUnavailable, VolumeMountFailed
 from workflows.executor.executor import LocalExecutor
 from workflows.executor.spec import ProcessResult, ProcessSpec
 
@@ -50,4 +50,5 @@ __all__ = [
     "PrivateFsUnavailable",
     "ProcessResult",
     "ProcessSpec",
+    "VolumeMountFailed",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from workflows.errors import WorkflowError
 
-__all__ = ["ExecNotFound", "ExecutorError", "InvalidNodeId", "PrivateFsUnavailable"]
+__all__ = ["ExecNotFound", "ExecutorError", "InvalidNodeId", "PrivateFsUnavailable", "VolumeMountFailed"]
 
 
 class ExecutorError(WorkflowError):
@@ -35,6 +35,11 @@ class PrivateFsUnavailable(ExecutorError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"private filesystem unavailable: {reason}")
+
+
+class VolumeMountFailed(ExecutorError):
+    """A volume or input artifact could not be bound into the node's root (the node never starts);
+    the message names the source and the path in the node."""
 
 
 class ExecNotFound(WorkflowError):

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from workflows.executor.errors import PrivateFsUnavailable
+from workflows.executor.errors import PrivateFsUnavailable, VolumeMountFailed
 
 __all__ = ["NamespaceThread", "open_private_fs"]
 
@@ -238,17 +238,17 @@ class NamespaceThread:
             def bind() -> None:
                 for fd, (host, path, read_only) in zip(fds, ordered, strict=True):
                     target = os.path.normpath("/" + path)
-                    if stat.S_ISDIR(os.fstat(fd).st_mode):
-                        os.makedirs(target, exist_ok=True)
-                    else:  # a file (an input artifact) is bound onto a file
-                        os.makedirs(os.path.dirname(target), exist_ok=True)
-                        os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
                     try:
+                        if stat.S_ISDIR(os.fstat(fd).st_mode):
+                            os.makedirs(target, exist_ok=True)
+                        else:  # a file (an input artifact) is bound onto a file
+                            os.makedirs(os.path.dirname(target), exist_ok=True)
+                            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
                         _mount(f"/proc/self/fd/{fd}", target, None, _MS_BIND | _MS_REC)
                         if read_only:
                             _mount(None, target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY)
                     except OSError as exc:
-                        raise OSError(exc.errno, f"cannot mount {host} at {target}: {os.strerror(exc.errno or 0)}") from exc
+                        raise VolumeMountFailed(f"cannot mount {host} at {target}: {os.strerror(exc.errno or 0)}") from exc
 
             self.inside(root, bind)
         finally:

@@ -577,3 +577,28 @@ def test_depends_terms_with_expression_lists_tasks_and_results(
     depends: str, expected: list[tuple[str, str | None]]
 ) -> None:
     assert depends_terms(depends) == expected
+
+
+ARTIFACT_REFERENCE = """
+entrypoint: main
+templates:
+- name: main
+  steps:
+  - - {name: gen, template: gen}
+  - - name: use
+      template: use
+      arguments: {artifacts: [{name: f, from: "{{steps.gen.outputs.artifacts.OUT}}"}]}
+- name: gen
+  container: {image: alpine}
+  outputs: {artifacts: [{name: out, path: /tmp/out}]}
+- name: use
+  inputs: {artifacts: [{name: f, path: /tmp/f}]}
+  container: {image: alpine}
+"""
+
+
+def test_reference_to_an_output_artifact_the_step_does_not_declare() -> None:
+    assert messages(ARTIFACT_REFERENCE.replace("OUT", "out")) == []
+    assert messages(ARTIFACT_REFERENCE.replace("OUT", "missing")) == [
+        "templates.main failed to resolve {{steps.gen.outputs.artifacts.missing}}"
+    ]
