@@ -40,23 +40,25 @@ class ArtifactSettings(BaseModel):
     """The ``artifacts:`` section: where workflow artifacts are kept and how large one may be.
 
     ``repository`` takes the same YAML as a value of an ``artifact-repositories`` ConfigMap:
-    ``local: {}`` (the default: ``<data dir>/artifacts``), ``nats: {bucket: ...}`` (the bus's
-    object store, for workers on other machines) or Argo's ``s3: {bucket, endpoint, ...}``.
+    ``local: {}`` (``<data dir>/artifacts``), ``nats: {bucket: ...}`` (the bus's object store) or
+    Argo's ``s3: {bucket, endpoint, ...}``. Unset, it is ``nats`` when the server uses an external
+    NATS (other machines can share that bus, and so its artifacts), else ``local``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    repository: dict[str, Any] = Field(default_factory=lambda: {"local": {}})
+    repository: dict[str, Any] | None = None
     max_size: str | int | None = Field(default=None, alias="maxSize", description='largest artifact, e.g. "1Gi"; none by default')
     archive_logs: bool = Field(default=False, alias="archiveLogs")
 
     @field_validator("repository")
     @classmethod
-    def _repository(cls, value: dict[str, Any]) -> dict[str, Any]:
-        try:
-            parse_repository_config(value, "repository")
-        except RepositoryRefError as exc:
-            raise ValueError(str(exc).removeprefix("repository: ")) from None
+    def _repository(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                parse_repository_config(value, "repository")
+            except RepositoryRefError as exc:
+                raise ValueError(str(exc).removeprefix("repository: ")) from None
         return value
 
     @field_validator("max_size")
@@ -66,8 +68,9 @@ class ArtifactSettings(BaseModel):
             parse_memory(str(value))
         return value
 
-    def repository_config(self) -> RepositoryConfig:
-        config = parse_repository_config(self.repository, "artifacts.repository")
+    def repository_config(self, *, external_bus: bool) -> RepositoryConfig:
+        chosen = self.repository if self.repository is not None else {"nats": {}} if external_bus else {"local": {}}
+        config = parse_repository_config(chosen, "artifacts.repository")
         return config.model_copy(update={"archive_logs": config.archive_logs or self.archive_logs})
 
     @property

@@ -140,7 +140,7 @@ async def serve(config: ServerConfig) -> int:
         await store.migrate()
         executor = LocalExecutor(data_dir / "nodes")
         repositories = Repositories(
-            config.artifacts.repository_config(), local_root=data_dir / "artifacts", bus=bus, max_bytes=config.artifacts.max_bytes
+            config.artifacts.repository_config(external_bus=config.nats_url is not None), local_root=data_dir / "artifacts", bus=bus, max_bytes=config.artifacts.max_bytes
         )
         scheduler = Scheduler(store, executor, bus=bus, repositories=repositories)
         cron = CronRunner(scheduler)

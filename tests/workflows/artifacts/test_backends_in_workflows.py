@@ -100,3 +100,12 @@ async def artifacts_pass_between_steps_and_are_collected(scheduler: Scheduler, t
         return not await repo.list_keys(record.name) and not await repo.list_keys(f"keyed-{token}.txt")
 
     await eventually(gone, timeout=10, what="artifacts deleted by artifactGC")
+
+
+async def test_on_s3(tmp_path: Path, moto_url: str) -> None:
+    bucket = f"ef-wf-{uuid.uuid4().hex[:12]}"
+    s3 = {"bucket": bucket, "endpoint": moto_url, "region": "us-east-1", "accessKey": "k", "secretKey": "s", "createBucket": True}
+    repositories = Repositories(parse_repository_config({"s3": s3}, "test"), local_root=tmp_path / "unused")
+    async with running_scheduler(tmp_path, repositories=repositories) as scheduler:
+        await artifacts_pass_between_steps_and_are_collected(scheduler, uuid.uuid4().hex[:10])
+    assert not (tmp_path / "unused").exists()

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
@@ -21,7 +20,6 @@ from pydantic import ValidationError
 try:
     import boto3
     from botocore.config import Config
-    from moto.server import ThreadedMotoServer
 except ImportError as exc:
     pytest.skip(
         f"S3 repository tests need boto3 and moto[server] (pip install -e '.[test]'): {exc}",
@@ -34,28 +32,6 @@ from workflows.artifacts.repository import ArtifactNotFound, RepositoryError
 from workflows.artifacts.s3 import S3Config, S3Repository
 
 KEYS = {"accessKey": "testing", "secretKey": "testing"}  # moto takes any credentials until IAM is on
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    before = set(threading.enumerate())
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()  # shutdown() + join; werkzeug's serve_forever closes the listening socket as it ends
-        _assert_nothing_left(before, host, port)
-
-
-def _assert_nothing_left(before: set[threading.Thread], host: str, port: int) -> None:
-    deadline = time.monotonic() + 5
-    while (left := set(threading.enumerate()) - before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not left, f"moto left threads behind: {left}"
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection((host, port), timeout=1).close()
 
 
 @pytest.fixture(scope="module")
