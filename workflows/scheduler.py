@@ -708,7 +708,7 @@ class Scheduler:
             if archive_logs and result.log_path.exists():
                 key = f"{base}/main.log"
                 await repo.put_file(key, result.log_path)
-                saved.append({"name": "main-logs", "key": key, "archive": "none", "kind": "file", "size": result.log_path.stat().st_size})
+                saved.append({"name": "main-logs", "key": key, "archive": {"none": {}}, "kind": "file", "size": result.log_path.stat().st_size})
         except (ArtifactFailure, RepositoryError, ValueError, OSError) as exc:
             # A step that failed anyway keeps its own failure; one that succeeded fails on this.
             error = None if not ok else str(exc) if isinstance(exc, ArtifactFailure) else f"failed to save outputs: {exc}"

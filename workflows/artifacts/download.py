@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from workflows.artifacts.archive import archive_kind
 from workflows.artifacts.repository import ArtifactRepository
 from workflows.artifacts.transfer import fetch
 
@@ -21,7 +22,7 @@ async def fetch_for_download(repo: ArtifactRepository, artifact: dict[str, Any],
     name = str(artifact["name"])
     workdir = Path(tempfile.mkdtemp(prefix="download-", dir=scratch))
     target = workdir / "content"
-    await fetch(repo, str(artifact["key"]), target, extract=artifact.get("archive") != "none")
+    await fetch(repo, str(artifact["key"]), target, extract=archive_kind(artifact.get("archive")) != "none")
     if target.is_dir():
         packed = workdir / f"{name}.tgz"
         await asyncio.to_thread(_tar_dir, target, name, packed)

@@ -75,7 +75,7 @@ async def save_outputs(
             await _put(repo, key, Path(taken.staged), taken.kind, archive, os.path.basename(art.path.rstrip("/")) or art.name, scratch)
         except RepositoryError as exc:
             raise ArtifactFailure(f"failed to save outputs: {exc}") from exc
-        entry: dict[str, Any] = {"name": art.name, "path": art.path, "key": key, "archive": archive, "kind": taken.kind, "size": taken.size}
+        entry: dict[str, Any] = {"name": art.name, "path": art.path, "key": key, "archive": {archive: {}}, "kind": taken.kind, "size": taken.size}
         strategy = str((art.artifact_gc or {}).get("strategy") or gc_strategy or "")
         if strategy and strategy != "Never":
             entry["artifactGC"] = strategy
@@ -142,7 +142,7 @@ async def stage_inputs(
             if "raw" in art:
                 await asyncio.to_thread(target.write_text, str((art.get("raw") or {}).get("data", "")))
             elif "key" in art:
-                await fetch(repo, str(art["key"]), target, extract=art.get("archive") != "none" or art.get("kind") == "dir")
+                await fetch(repo, str(art["key"]), target, extract=archive_kind(art.get("archive")) != "none" or art.get("kind") == "dir")
             else:
                 kind = next((k for k in LOCATION_KINDS if k in art), "unknown")
                 raise ArtifactFailure(f"inputs.artifacts.{art['name']}: {kind} artifacts are not supported here")

@@ -76,7 +76,7 @@ def collect(fd: int | None, node_path: str, dest: Path, limit: int | None) -> Co
         return CollectedArtifact("file", str(dest), size)
     except _TooLarge:
         dest.unlink(missing_ok=True)
-        return CollectedArtifact(None, None, 0, f"artifact at {node_path} is larger than the limit of {limit} bytes")
+        return CollectedArtifact(None, None, 0, f"artifact at {node_path} is larger than the limit of {limit} bytes (artifacts.maxSize)")
     except OSError as exc:
         dest.unlink(missing_ok=True)
         return CollectedArtifact(None, None, 0, f"cannot read {node_path}: {exc.strerror or exc}")

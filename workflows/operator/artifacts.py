@@ -116,6 +116,8 @@ def resolve_input_artifacts(
             entry["path"] = substitute(art.path, scope, strict=False)
         if art.mode is not None:
             entry["mode"] = art.mode
+        if art.archive:  # the input's own archive strategy (``none``: never unpack) wins
+            entry["archive"] = dict(art.archive)
         sub_path = art.sub_path or (arg.sub_path if arg is not None else None)
         if sub_path:
             entry["subPath"] = substitute(sub_path, scope, strict=False)

@@ -92,7 +92,7 @@ async def artifacts_pass_between_steps_and_are_collected(scheduler: Scheduler, t
     make = next(n for n in nodes.values() if n.display_name == "make")
     assert make.outputs is not None
     arts = {a["name"]: a for a in make.outputs.artifacts or []}
-    assert (arts["file"]["kind"], arts["tree"]["kind"], arts["flat"]["archive"]) == ("file", "dir", "none")
+    assert (arts["file"]["kind"], arts["tree"]["kind"], arts["flat"]["archive"]) == ("file", "dir", {"none": {}})
     assert arts["keyed"]["key"] == f"keyed-{token}.txt"
     repo = await scheduler.repositories.open(scheduler.repositories.config_of(final.status))
     # artifactGC OnWorkflowCompletion: everything the workflow stored goes once it ends.
