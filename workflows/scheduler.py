@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import re
 import shutil
 import logging
 import time
@@ -579,7 +580,11 @@ class Scheduler:
             self._forget(record.uid)
             log.info("workflow %s/%s %s", record.namespace, record.name, record.phase.value)
             volumes = self._volumes_dir(record.uid)
-            if volumes.exists():  # claims made for this workflow go with it (Argo's default volumeClaimGC)
+            gc = run.workflow.spec.volume_claim_gc.strategy if run.workflow.spec.volume_claim_gc else None
+            if gc == "OnWorkflowSuccess" and record.phase != WorkflowPhase.SUCCEEDED:
+                # Argo's OnWorkflowSuccess: a failed run's claims stay for a look, until it is deleted.
+                asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, volumes / "empty", True)
+            elif volumes.exists():  # claims made for this workflow go with it (Argo's default volumeClaimGC)
                 asyncio.get_running_loop().run_in_executor(None, shutil.rmtree, volumes, True)
             keys = gc_keys(run.nodes.values(), {"OnWorkflowCompletion"})
             if keys:
@@ -840,18 +845,22 @@ class Scheduler:
                 host = self._volumes_dir(run.record.uid) / "claims" / mount.name
             elif mount.name in volumes and "persistentVolumeClaim" in volumes[mount.name]:
                 claim = str(volumes[mount.name]["persistentVolumeClaim"].get("claimName") or mount.name)
+                if not _CLAIM_NAME.fullmatch(claim):
+                    raise ValueError(f"volume {mount.name!r}: claimName {claim!r} is not a valid name")
                 host = base / ".pvcs" / run.record.namespace / claim
             elif mount.name in volumes and "emptyDir" in volumes[mount.name]:
                 host = self._volumes_dir(run.record.uid) / "empty" / launch.node_id / mount.name
+            elif mount.name in volumes and "hostPath" in volumes[mount.name]:
+                host = Path(host_path(mount.name, volumes[mount.name]["hostPath"]))
+                out.append((_within(host, mount.sub_path, mount.name), mount.mount_path, bool(mount.read_only)))
+                continue
             elif mount.name in volumes:
                 kinds = sorted(k for k in volumes[mount.name] if k != "name")
                 raise ValueError(f"volume {mount.name!r}: {', '.join(kinds) or 'this kind'} is not supported here")
             else:
                 raise ValueError(f"volumeMounts: volume {mount.name!r} not found")
-            if mount.sub_path:
-                host = host / mount.sub_path.lstrip("/")
             host.mkdir(parents=True, exist_ok=True)
-            out.append((str(host), mount.mount_path, bool(mount.read_only)))
+            out.append((_within(host, mount.sub_path, mount.name), mount.mount_path, bool(mount.read_only)))
         return tuple(out)
 
     def _settle(
@@ -919,6 +928,51 @@ class Scheduler:
         )
         self._publish_wake.set()
         self._forget(record.uid)
+
+
+_HOST_PATH_TYPES = {"", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"}
+
+
+_CLAIM_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def _within(top: Path, sub_path: str | None, volume: str) -> str:
+    """``top/sub_path`` (made if missing), refused when ``..`` or a symlink (one an earlier step left
+    in a shared volume, say) would take it outside ``top``."""
+    if not sub_path:
+        return str(top)
+    inner = (top / sub_path.lstrip("/")).resolve()
+    if not inner.is_relative_to(top.resolve()):
+        raise ValueError(f"volume {volume!r}: subPath {sub_path!r} leaves the volume")
+    inner.mkdir(parents=True, exist_ok=True)
+    return str(inner)
+
+
+def host_path(volume: str, spec: dict[str, Any]) -> str:
+    """A ``hostPath`` volume's host path, checked (or created) as its ``type`` says, as the kubelet does."""
+    path = str(spec.get("path") or "")
+    kind = str(spec.get("type") or "")
+    if not path.startswith("/"):
+        raise ValueError(f"volume {volume!r}: hostPath.path must be an absolute path, got {path!r}")
+    if kind not in _HOST_PATH_TYPES:
+        raise ValueError(f"volume {volume!r}: hostPath.type {kind!r} is not one of {sorted(_HOST_PATH_TYPES - {''})}")
+    target = Path(path)
+    if kind == "DirectoryOrCreate":
+        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+    elif kind == "FileOrCreate" and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.touch(mode=0o644)
+    checks = {
+        "Directory": (Path.is_dir, "a directory"), "DirectoryOrCreate": (Path.is_dir, "a directory"),
+        "File": (Path.is_file, "a file"), "FileOrCreate": (Path.is_file, "a file"),
+        "Socket": (Path.is_socket, "a socket"), "CharDevice": (Path.is_char_device, "a character device"),
+        "BlockDevice": (Path.is_block_device, "a block device"),
+    }  # fmt: skip
+    if kind in checks and not checks[kind][0](target):
+        raise ValueError(f"volume {volume!r}: hostPath type check failed: {path} is not {checks[kind][1]}")
+    if not target.exists():
+        raise ValueError(f"volume {volume!r}: hostPath {path} does not exist")
+    return path
 
 
 def _reused_steps(old: dict[str, NodeStatus], new_name: str) -> list[NodeStatus]:

@@ -118,3 +118,65 @@ async def test_unknown_volume_fails_the_node_with_its_name(scheduler: Scheduler)
     phase, _, nodes = await _run(scheduler, spec)
     assert phase == "Error"
     assert next(iter(nodes.values())).message == "volumeMounts: volume 'nope' not found"
+
+
+CLAIM = [{"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": "1Gi"}}}}]
+
+
+async def test_host_path_volume_is_bound_and_its_type_checked(scheduler: Scheduler, tmp_path: Path) -> None:
+    shared = tmp_path / "host-dir"
+    spec = {
+        "entrypoint": "main",
+        "volumes": [{"name": "h", "hostPath": {"path": str(shared), "type": "DirectoryOrCreate"}}],
+        "templates": [_sh("main", "echo from-node > /host/out", [{"name": "h", "mountPath": "/host"}])],
+    }
+    phase, message, _ = await _run(scheduler, spec)
+    assert phase == "Succeeded", message
+    assert (shared / "out").read_text() == "from-node\n"  # hostPath is the host's own directory
+
+    spec["volumes"] = [{"name": "h", "hostPath": {"path": str(shared / "out"), "type": "Directory"}}]
+    phase, message, nodes = await _run(scheduler, spec)
+    assert phase == "Error"
+    assert f"hostPath type check failed: {shared / 'out'} is not a directory" in (message or "") + str(
+        [n.message for n in nodes.values()]
+    )
+
+
+async def test_sub_path_cannot_leave_its_volume(scheduler: Scheduler, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for sub in ("../../../../../../" + str(outside).lstrip("/"), "link/inner"):
+        spec = {
+            "entrypoint": "main",
+            "volumeClaimTemplates": CLAIM,
+            "templates": [
+                {"name": "main", "steps": [[{"name": "plant", "template": "plant"}], [{"name": "use", "template": "use"}]]},
+                # An earlier step leaves a symlink to a host dir in the shared claim...
+                _sh("plant", f"ln -s {outside} /mnt/data/link", VOL),
+                # ...which a later step's subPath must not follow out of the claim.
+                _sh("use", "echo escaped > /mnt/x/f", [{"name": "data", "mountPath": "/mnt/x", "subPath": sub}]),
+            ],
+        }
+        phase, _, nodes = await _run(scheduler, spec)
+        use = next(n for n in nodes.values() if n.display_name == "use")
+        assert phase != "Succeeded" and use.phase.value == "Error", use.message
+        assert "leaves the volume" in (use.message or "")
+        assert list(outside.iterdir()) == []
+
+
+async def test_volume_claim_gc_on_success_keeps_a_failed_runs_claims_until_deletion(
+    scheduler: Scheduler, tmp_path: Path
+) -> None:
+    spec = {
+        "entrypoint": "main",
+        "volumeClaimTemplates": CLAIM,
+        "volumeClaimGC": {"strategy": "OnWorkflowSuccess"},
+        "templates": [_sh("main", "echo evidence > /mnt/data/f; exit 1", VOL)],
+    }
+    record = await scheduler.submit(Workflow.model_validate({"metadata": {"generateName": "vcgc-"}, "spec": spec}))
+    final = await scheduler.wait_done(record.namespace, record.name, 30)
+    assert final.phase.value == "Failed"
+    claim = Path(scheduler.executor.work_dir) / ".volumes" / record.uid / "claims" / "data"  # type: ignore[attr-defined]
+    assert (claim / "f").read_text() == "evidence\n"  # kept for a look at what the failed run left
+    await scheduler.delete(record.namespace, record.name)
+    assert not claim.exists()
