@@ -47,6 +47,10 @@ __all__ = ["InvalidNodeUpdate", "Scheduler", "WorkflowNotActive", "WorkflowNotFo
 
 log = logging.getLogger("workflows.scheduler")
 
+# Input artifacts up to this size in all are copied into the node's root (keeping its cheap recycle);
+# larger ones are bind-mounted.
+COPY_IN_BYTES = 16 << 20
+
 
 class WorkflowNotFound(LookupError):
     """No workflow with this namespace/name."""
@@ -621,11 +625,15 @@ class Scheduler:
         spec = self._with_output_artifacts(process_spec(launch.node_id, launch.template), launch.template)
         try:
             mounts = self._mounts(run, launch)
-            mounts += await self._input_artifacts(run, launch)
+            staged = await self._input_artifacts(run, launch)
         except (ValueError, OSError, ArtifactFailure) as exc:
             await asyncio.shield(committed)
             self._settle(run, launch, None, str(exc))
             return
+        if sum(size for _, _, size in staged) <= COPY_IN_BYTES:
+            spec = dataclasses.replace(spec, copy_in=tuple((host, path) for host, path, _ in staged))
+        else:  # large inputs are bound in rather than copied (the root then needs a full remount)
+            mounts += tuple((host, path, False) for host, path, _ in staged)
         if mounts:
             spec = dataclasses.replace(spec, mounts=mounts)
         if launch.deadline is not None:
@@ -676,17 +684,18 @@ class Scheduler:
     def _artifact_dir(self, run: WorkflowRun, node_id: str) -> Path:
         return self._volumes_dir(run.record.uid) / "artifacts" / node_id
 
-    async def _input_artifacts(self, run: WorkflowRun, launch: Launch) -> tuple[tuple[str, str, bool], ...]:
-        """The node's input artifacts, fetched and staged as mounts (an ArtifactFailure fails the node)."""
+    async def _input_artifacts(self, run: WorkflowRun, launch: Launch) -> list[tuple[str, str, int]]:
+        """The node's input artifacts, fetched and staged: (host path, node path, bytes) each (an
+        ArtifactFailure fails the node)."""
         node = run.nodes[launch.node_id]
         wanted = (node.inputs or {}).get("artifacts") or []
         if not wanted:
-            return ()
+            return []
         try:
             repo = await self.repositories.open(self.repositories.config_of(run.record.status))
         except (RepositoryError, ValueError) as exc:
             raise ArtifactFailure(f"failed to load artifacts: {exc}") from exc
-        return tuple(await stage_inputs(repo, wanted, self._artifact_dir(run, launch.node_id) / "in"))
+        return await stage_inputs(repo, wanted, self._artifact_dir(run, launch.node_id) / "in")
 
     def _key_base(self, run: WorkflowRun, node_id: str, key_format: str) -> str:
         scope = {**run.global_scope(self.clock()), "pod.name": node_id}

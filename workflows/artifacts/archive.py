@@ -112,18 +112,29 @@ def _unzip_to(zip_path: Path, dest: Path) -> None:
             raise ArchiveError(f"cannot extract {zip_path.name}: {exc}") from exc
 
 
-def unpack(downloaded: Path, dest: Path, *, extract: bool = True) -> str:
+def unpack(downloaded: Path, dest: Path, *, extract: bool = True, keep: bool = False) -> str:
     """Put what ``downloaded`` holds at ``dest`` (a path that does not exist yet): "file" or "dir".
 
     ``extract`` False (an input declared ``archive: {none: {}}``): the file as it is, whatever it holds.
+    ``keep``: ``downloaded`` is not ours to consume (a file of the local repository): it is copied or
+    read, never moved or deleted.
 
     An archive whose only top entry is one file or directory yields that entry (Argo archives an
     artifact under its base name); an archive with several top entries yields a directory of them.
     """
     kind = _sniff(downloaded) if extract else "plain"
     if kind == "plain":
-        os.replace(downloaded, dest)
+        if keep:
+            shutil.copyfile(downloaded, dest)
+        else:
+            os.replace(downloaded, dest)
         return "file"
+    try:
+        if kind == "tar" and _single_file(downloaded, dest):
+            return "file"
+    finally:
+        if not keep and dest.exists():
+            downloaded.unlink(missing_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
     try:
         if kind == "tar":
@@ -138,7 +149,30 @@ def unpack(downloaded: Path, dest: Path, *, extract: bool = True) -> str:
         return "dir" if dest.is_dir() else "file"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        downloaded.unlink(missing_ok=True)
+        if not keep:
+            downloaded.unlink(missing_ok=True)
+
+
+def _single_file(archive: Path, dest: Path) -> bool:
+    """The common case, fast: a gzipped tar holding one regular file under a plain name (Argo's
+    archive of a file artifact) is written straight to ``dest``. False for anything else."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            first = tar.next()
+            # Only what the general path would also turn into one file at dest: one plain top-level name.
+            if first is None or not first.isreg() or "/" in first.name or first.name in ("", ".", ".."):
+                return False
+            if tar.next() is not None:
+                return False
+            source = tar.extractfile(first)
+            assert source is not None
+            with source, open(dest, "wb") as out:
+                shutil.copyfileobj(source, out, 1 << 20)
+            os.chmod(dest, (first.mode & 0o755) | 0o600)
+            return True
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        dest.unlink(missing_ok=True)
+        raise ArchiveError(f"cannot extract {archive.name}: {exc or type(exc).__name__}") from exc
 
 
 def _sniff(path: Path) -> str:

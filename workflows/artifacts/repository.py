@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -90,10 +91,21 @@ class DirectoryRepository:
         return self.root / check_key(key)
 
     async def put_file(self, key: str, source: Path) -> None:
-        await asyncio.to_thread(self._put, self.path(key), source)
+        await asyncio.to_thread(self.put_file_sync, key, source)
 
-    @staticmethod
-    def _put(target: Path, source: Path) -> None:
+    async def get_file(self, key: str, dest: Path) -> None:
+        await asyncio.to_thread(self.get_file_sync, key, dest)
+
+    async def list_keys(self, prefix: str) -> list[str]:
+        return await asyncio.to_thread(self.list_keys_sync, prefix)
+
+    async def delete_keys(self, keys: list[str]) -> None:
+        await asyncio.to_thread(self.delete_keys_sync, keys)
+
+    # The same, for code already on a worker thread (see ``transfer.Blocking``).
+
+    def put_file_sync(self, key: str, source: Path) -> None:
+        target = self.path(key)
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)  # a directory artifact stored earlier under the same key
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -101,17 +113,27 @@ class DirectoryRepository:
         shutil.copyfile(source, partial)
         os.replace(partial, target)  # readers never see half a file
 
-    async def get_file(self, key: str, dest: Path) -> None:
-        source = self.path(key)
+    def put_with_sync(self, key: str, produce: Callable[[Path], None]) -> None:
+        """Store what ``produce(path)`` writes, written in place (no copy) and renamed when complete."""
+        target = self.path(key)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
         try:
-            await asyncio.to_thread(shutil.copyfile, source, dest)
+            produce(partial)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def get_file_sync(self, key: str, dest: Path) -> None:
+        try:
+            shutil.copyfile(self.path(key), dest)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise ArtifactNotFound(key) from exc
 
-    async def list_keys(self, prefix: str) -> list[str]:
-        return await asyncio.to_thread(self._list, check_key(prefix))
-
-    def _list(self, prefix: str) -> list[str]:
+    def list_keys_sync(self, prefix: str) -> list[str]:
+        prefix = check_key(prefix)
         top = self.root / prefix
         if top.is_file():
             return [prefix]
@@ -123,11 +145,8 @@ class DirectoryRepository:
                 found.append(os.path.relpath(os.path.join(parent, name), self.root).replace(os.sep, "/"))
         return sorted(found)
 
-    async def delete_keys(self, keys: list[str]) -> None:
-        await asyncio.to_thread(self._delete, [self.path(k) for k in keys])
-
-    def _delete(self, paths: list[Path]) -> None:
-        for path in paths:
+    def delete_keys_sync(self, keys: list[str]) -> None:
+        for path in [self.path(k) for k in keys]:
             path.unlink(missing_ok=True)
             # Drop directories the deletion left empty, up to the repository's root.
             parent = path.parent

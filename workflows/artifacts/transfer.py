@@ -8,27 +8,96 @@ executor's business (it hands over what it took, and binds in what is staged).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from workflows.artifacts.archive import ArchiveError, archive_kind, gzip_file, pack_file_tgz, pack_zip, unpack, untar_to
-from workflows.artifacts.repository import ArtifactNotFound, ArtifactRepository, RepositoryError, check_key
+from workflows.artifacts.repository import ArtifactNotFound, ArtifactRepository, DirectoryRepository, RepositoryError, check_key
 from workflows.executor.outputs import CollectedArtifact
 from workflows.models import Template
 from workflows.operator.artifacts import LOCATION_KINDS, storage_of
 from workflows.status import NodeStatus, NodeType
 
-__all__ = ["ArtifactFailure", "delete_artifacts", "fetch", "gc_keys", "save_outputs", "stage_inputs"]
+__all__ = ["ArtifactFailure", "Blocking", "delete_artifacts", "fetch", "fetch_blocking", "gc_keys", "save_outputs", "stage_inputs"]
 
 _SUFFIX = {"tar": ".tgz", "zip": ".zip", "none": ""}
+T = TypeVar("T")
 
 
 class ArtifactFailure(Exception):
     """An artifact could not be saved or loaded; the message is the node's."""
+
+
+class Blocking:
+    """A repository driven from a worker thread: the directory repository's own file calls, or any
+    other repository's coroutines run on the event loop that owns it. The transfer code below runs
+    whole on one worker thread, so a node's artifacts cost one thread hop, not one per file."""
+
+    def __init__(self, repo: ArtifactRepository, loop: asyncio.AbstractEventLoop) -> None:
+        self.repo = repo
+        self.loop = loop
+        self.local = repo if isinstance(repo, DirectoryRepository) else None
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def local_path(self, key: str) -> Path | None:
+        """Where the local repository keeps ``key`` (read it in place), else None."""
+        return self.local.path(key) if self.local is not None else None
+
+    def put_with(self, key: str, produce: Callable[[Path], None], scratch: Path) -> None:
+        """Store what ``produce(path)`` writes: straight into the local repository, else via ``scratch``."""
+        if self.local is not None:
+            self.local.put_with_sync(key, produce)
+            return
+        scratch.mkdir(parents=True, exist_ok=True)
+        packed = scratch / f".{os.path.basename(key)}.pack"
+        try:
+            produce(packed)
+            self.put_file(key, packed)
+        finally:
+            packed.unlink(missing_ok=True)
+
+    def put_file(self, key: str, source: Path) -> None:
+        if self.local is not None:
+            self.local.put_file_sync(key, source)
+        else:
+            self._call(self.repo.put_file(key, source))
+
+    def get_file(self, key: str, dest: Path) -> None:
+        if self.local is not None:
+            self.local.get_file_sync(key, dest)
+        else:
+            self._call(self.repo.get_file(key, dest))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return self.local.list_keys_sync(prefix) if self.local is not None else list(self._call(self.repo.list_keys(prefix)))
+
+    def delete_keys(self, keys: list[str]) -> None:
+        if self.local is not None:
+            self.local.delete_keys_sync(keys)
+        else:
+            self._call(self.repo.delete_keys(keys))
+
+
+def _blocking(repo: ArtifactRepository) -> Blocking:
+    return Blocking(repo, asyncio.get_running_loop())
+
+
+# Transfers run here, never on the loop's default executor: a remote repository's coroutine, called
+# back from a transfer thread, may itself need a default-executor thread (boto3 calls do), and a
+# default pool full of waiting transfers would then wait forever.
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="artifact-transfer")
+
+
+async def _in_pool(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
 
 
 async def save_outputs(
@@ -41,13 +110,24 @@ async def save_outputs(
 ) -> list[dict[str, Any]]:
     """Put each output artifact of a finished leaf into ``repo``; their status entries.
 
-    ``gc_strategy`` is the workflow's ``artifactGC.strategy``; an artifact's own overrides it, and
-    the entry records the one that applies (``artifactGC``), so deletion needs no template later.
-
     ``key_base`` is the node's key prefix (Argo's default ``<workflow>/<pod>``); an artifact with a
     key of its own (key-only) is stored under that key instead. A missing non-optional artifact
     raises :class:`ArtifactFailure` with Argo's message.
+
+    ``gc_strategy`` is the workflow's ``artifactGC.strategy``; an artifact's own overrides it, and
+    the entry records the one that applies (``artifactGC``), so deletion needs no template later.
     """
+    return await _in_pool(_save_outputs, _blocking(repo), key_base, template, collected, scratch, gc_strategy)
+
+
+def _save_outputs(
+    repo: Blocking,
+    key_base: str,
+    template: Template,
+    collected: dict[str, CollectedArtifact],
+    scratch: Path,
+    gc_strategy: str | None,
+) -> list[dict[str, Any]]:
     saved: list[dict[str, Any]] = []
     for art in (template.outputs.artifacts or []) if template.outputs else []:
         if not art.path:
@@ -72,7 +152,7 @@ async def save_outputs(
             )
         key = check_key(own["key"]) if own else f"{key_base}/{art.name}{_SUFFIX[archive]}"
         try:
-            await _put(repo, key, Path(taken.staged), taken.kind, archive, os.path.basename(art.path.rstrip("/")) or art.name, scratch)
+            _put(repo, key, Path(taken.staged), taken.kind, archive, os.path.basename(art.path.rstrip("/")) or art.name, scratch)
         except RepositoryError as exc:
             raise ArtifactFailure(f"failed to save outputs: {exc}") from exc
         entry: dict[str, Any] = {"name": art.name, "path": art.path, "key": key, "archive": {archive: {}}, "kind": taken.kind, "size": taken.size}
@@ -83,55 +163,58 @@ async def save_outputs(
     return saved
 
 
-async def _put(repo: ArtifactRepository, key: str, staged: Path, kind: str, archive: str, member: str, scratch: Path) -> None:
-    scratch.mkdir(parents=True, exist_ok=True)
+def _put(repo: Blocking, key: str, staged: Path, kind: str, archive: str, member: str, scratch: Path) -> None:
     if archive == "none" and kind == "file":
-        await repo.put_file(key, staged)
+        repo.put_file(key, staged)
         return
-    if archive == "none":  # a directory, one key per file below it (as Argo uploads it)
+    if archive == "none":
+        scratch.mkdir(parents=True, exist_ok=True)  # a directory, one key per file below it (as Argo uploads it)
         tree = Path(tempfile.mkdtemp(dir=scratch))
         try:
-            await asyncio.to_thread(untar_to, staged, tree)
+            untar_to(staged, tree)
             top = tree / member
-            stale = set(await repo.list_keys(key))
+            stale = set(repo.list_keys(key))
             for parent, _, files in os.walk(top):
                 for name in sorted(files):
                     path = Path(parent) / name
                     if path.is_symlink():
                         continue  # an object store has no links
                     rel = path.relative_to(top).as_posix()
-                    await repo.put_file(f"{key}/{rel}", path)
+                    repo.put_file(f"{key}/{rel}", path)
                     stale.discard(f"{key}/{rel}")
             if stale:
-                await repo.delete_keys(sorted(stale))  # files an earlier attempt left there
+                repo.delete_keys(sorted(stale))  # files an earlier attempt left there
         finally:
             shutil.rmtree(tree, ignore_errors=True)
         return
-    packed = scratch / f".{member}.pack"
-    try:
+    def produce(packed: Path) -> None:
         if archive == "zip":
-            await asyncio.to_thread(pack_zip, staged, kind, member, packed)
+            pack_zip(staged, kind, member, packed)
         elif kind == "file":
-            await asyncio.to_thread(pack_file_tgz, staged, member, packed)
+            pack_file_tgz(staged, member, packed)
         else:
-            await asyncio.to_thread(gzip_file, staged, packed)
-        await repo.put_file(key, packed)
-    finally:
-        packed.unlink(missing_ok=True)
+            gzip_file(staged, packed)
+
+    repo.put_with(key, produce, scratch)
 
 
 async def stage_inputs(
     repo: ArtifactRepository, artifacts: list[dict[str, Any]], staging: Path
-) -> list[tuple[str, str, bool]]:
-    """Fetch a leaf's input artifacts into ``staging``: (host path, path in the node, read-only) mounts.
+) -> list[tuple[str, str, int]]:
+    """Fetch a leaf's input artifacts into ``staging``: (host path, path in the node, bytes) each.
 
     Raises :class:`ArtifactFailure` (the node fails with it) for a missing key, a location that
     cannot be read here, or an archive that would unpack outside its target.
     """
-    mounts: list[tuple[str, str, bool]] = []
     if not artifacts:
-        return mounts
-    shutil.rmtree(staging, ignore_errors=True)  # an earlier attempt's copies
+        return []
+    return await _in_pool(_stage_inputs, _blocking(repo), artifacts, staging)
+
+
+def _stage_inputs(repo: Blocking, artifacts: list[dict[str, Any]], staging: Path) -> list[tuple[str, str, int]]:
+    staged: list[tuple[str, str, int]] = []
+    if staging.exists():
+        shutil.rmtree(staging)  # an earlier attempt's copies
     staging.mkdir(parents=True)
     for index, art in enumerate(artifacts):
         path = art.get("path")
@@ -140,31 +223,45 @@ async def stage_inputs(
         target = staging / f"{index}-{art['name']}"
         try:
             if "raw" in art:
-                await asyncio.to_thread(target.write_text, str((art.get("raw") or {}).get("data", "")))
+                target.write_text(str((art.get("raw") or {}).get("data", "")))
             elif "key" in art:
-                await fetch(repo, str(art["key"]), target, extract=archive_kind(art.get("archive")) != "none" or art.get("kind") == "dir")
+                extract = archive_kind(art.get("archive")) != "none" or art.get("kind") == "dir"
+                fetch_blocking(repo, str(art["key"]), target, extract=extract)
             else:
                 kind = next((k for k in LOCATION_KINDS if k in art), "unknown")
                 raise ArtifactFailure(f"inputs.artifacts.{art['name']}: {kind} artifacts are not supported here")
             if art.get("subPath"):
                 target = _sub_path(target, str(art["subPath"]), art["name"])
             if art.get("mode") is not None:
-                await asyncio.to_thread(_chmod_tree, target, int(art["mode"]))
+                _chmod_tree(target, int(art["mode"]))
         except ArtifactNotFound as exc:
             raise ArtifactFailure(f"failed to load artifacts: artifact {art['name']!r}: key {exc.key!r} does not exist") from exc
         except (RepositoryError, ArchiveError) as exc:
             raise ArtifactFailure(f"failed to load artifacts: artifact {art['name']!r}: {exc}") from exc
-        mounts.append((str(target), str(path), False))
-    return mounts
+        staged.append((str(target), str(path), _size(target)))
+    return staged
 
 
 async def fetch(repo: ArtifactRepository, key: str, target: Path, *, extract: bool) -> None:
     """What ``key`` holds, at ``target``: a file (unpacked if ``extract``) or a directory."""
-    keys = await repo.list_keys(key)
-    if keys == [check_key(key)] or not keys:
-        download = target.with_name(target.name + ".download")
-        await repo.get_file(key, download)  # raises ArtifactNotFound when there is nothing
-        await asyncio.to_thread(unpack, download, target, extract=extract)
+    await _in_pool(fetch_blocking, _blocking(repo), key, target, extract=extract)
+
+
+def fetch_blocking(repo: Blocking, key: str, target: Path, *, extract: bool) -> None:
+    """:func:`fetch` on a worker thread."""
+    in_place = repo.local_path(key)
+    if in_place is not None and in_place.is_file():
+        unpack(in_place, target, extract=extract, keep=True)
+        return
+    download = target.with_name(target.name + ".download")
+    try:
+        repo.get_file(key, download)
+    except ArtifactNotFound:
+        keys = repo.list_keys(key)
+        if not keys:
+            raise
+    else:
+        unpack(download, target, extract=extract)
         return
     # A directory stored without an archive: one key per file under ``key/``.
     prefix = check_key(key) + "/"
@@ -172,7 +269,7 @@ async def fetch(repo: ArtifactRepository, key: str, target: Path, *, extract: bo
     for member in keys:
         dest = target / member[len(prefix):]
         dest.parent.mkdir(parents=True, exist_ok=True)
-        await repo.get_file(member, dest)
+        repo.get_file(member, dest)
 
 
 def _sub_path(target: Path, sub_path: str, name: str) -> Path:
@@ -182,6 +279,12 @@ def _sub_path(target: Path, sub_path: str, name: str) -> Path:
     if not inner.exists():
         raise ArchiveError(f"subPath {sub_path!r} not found in artifact {name!r}")
     return inner
+
+
+def _size(path: Path) -> int:
+    if not path.is_dir():
+        return path.stat().st_size
+    return sum(os.lstat(os.path.join(parent, name)).st_size for parent, _, files in os.walk(path) for name in files)
 
 
 def _chmod_tree(path: Path, mode: int) -> None:

@@ -24,6 +24,7 @@ from workflows.executor.capture import StdoutCapture
 from workflows.executor.cgroups import CgroupTree, Limits, NodeCgroup, detect_cgroups
 from workflows.executor.errors import ExecNotFound, ExecutorError, InvalidNodeId
 from workflows.executor.images import ARGO_SCRIPT_PATH, command_line
+from workflows.executor.inputs import open_sources, place
 from workflows.executor.layout import HostView, NodeDirs, PrivateView, RootDirs, read_output
 from workflows.executor.lookup import find_executable
 from workflows.executor.nsthread import open_private_fs
@@ -191,8 +192,9 @@ class LocalExecutor:
         env = {"PATH": f"{view.bin_dir}:{self._host_path}", **view.env(), **spec.env}
         try:
             exe = self._lookup(argv[0], env["PATH"], cwd, view)
-            if spec.mounts and roots is None:
-                raise ExecNotFound(argv[0], "volumeMounts need a private root per node (Linux, root and overlayfs)")
+            if (spec.mounts or spec.copy_in) and roots is None:
+                what = "volumeMounts" if spec.mounts else "input artifacts"
+                raise ExecNotFound(argv[0], f"{what} need a private root per node (Linux, root and overlayfs)")
             if roots is None and not os.path.isdir(cwd):
                 raise ExecNotFound(argv[0], f'chdir to cwd ("{cwd}") failed: no such file or directory')
         except ExecNotFound as exc:
@@ -244,8 +246,12 @@ class LocalExecutor:
         def launch(spawn_it: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
             return cgroup.spawn(spawn_it) if cgroup is not None else spawn_it()
 
+        sources = open_sources([host for host, _ in spec.copy_in]) if spec.copy_in else []
+
         def prepare() -> None:  # chrooted: paths are the node's
             os.makedirs(cwd, exist_ok=True)
+            for fd, (_, path) in zip(sources, spec.copy_in, strict=True):
+                place(fd, path)
             if spec.script_source is not None:
                 _write_script(Path(ARGO_SCRIPT_PATH), spec.script_source)
 
@@ -265,6 +271,8 @@ class LocalExecutor:
             raise
         finally:
             os.close(write_fd)
+            for fd in sources:
+                os.close(fd)
         self.started += 1
         if self._reaper is not None:
             self._reaper.track(proc.pid)
@@ -369,15 +377,17 @@ class LocalExecutor:
         """Take the output artifacts out of the node's view (before its root is lent again)."""
         staging = view.dirs.node / "artifacts"
         paths = [posixpath.normpath(posixpath.join("/", path)) for _, path in spec.output_artifacts]
-        if started.root is not None and started.pool is not None:
+        fds: list[int | None] | None = None
+        if spec.mounts and started.root is not None and started.pool is not None:
+            # A volume may hold the path: open it inside the root, where the mounts are.
             ns, top = started.pool.ns, started.root.sub("root")
             fds = await asyncio.wrap_future(ns.submit(lambda: ns.inside(top, lambda: open_paths(list(paths)))))
-        else:
-            fds = open_paths([None if (host := view.resolve(p)) is None else str(host) for p in paths])
 
         def copy_all() -> dict[str, CollectedArtifact]:
+            # Without mounts the root's files are its upper dir over the host's: the view resolves them.
+            opened = fds if fds is not None else open_paths([None if (h := view.resolve(p)) is None else str(h) for p in paths])
             out = {}
-            for (name, _), path, fd in zip(spec.output_artifacts, paths, fds, strict=True):
+            for (name, _), path, fd in zip(spec.output_artifacts, paths, opened, strict=True):
                 out[name] = collect(fd, path, staging / name, spec.artifact_limit_bytes)
             return out
 

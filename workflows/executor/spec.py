@@ -42,6 +42,8 @@ class ProcessSpec:
     # Output artifacts, (name, absolute path in the node): taken after the process exits, each at
     # most ``artifact_limit_bytes`` (None: no limit).
     output_artifacts: tuple[tuple[str, str], ...] = ()
+    # Host files or dirs copied to (absolute) paths in the node's root just before it starts.
+    copy_in: tuple[tuple[str, str], ...] = ()
     artifact_limit_bytes: int | None = None
 
 

@@ -14,6 +14,7 @@ from tests.support.poll import eventually
 from tests.support.scheduler import running_scheduler
 from workflows.artifacts.repositories import Repositories, parse_repository_config
 from workflows.models import Workflow
+from workflows import scheduler as scheduler_module
 from workflows.scheduler import Scheduler
 
 WORKFLOW = """
@@ -61,7 +62,10 @@ spec:
 """
 
 
-async def test_on_the_local_repository(tmp_path: Path) -> None:
+@pytest.mark.parametrize("copy_in_bytes", [16 << 20, 0], ids=["copied-in", "bound-in"])
+async def test_on_the_local_repository(tmp_path: Path, copy_in_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small inputs are copied into the node's root, large ones bind-mounted: both must behave alike.
+    monkeypatch.setattr(scheduler_module, "COPY_IN_BYTES", copy_in_bytes)
     repositories = Repositories(parse_repository_config({"local": {}}, "test"), local_root=tmp_path / "repo")
     async with running_scheduler(tmp_path, repositories=repositories) as scheduler:
         await artifacts_pass_between_steps_and_are_collected(scheduler, uuid.uuid4().hex[:10])
