@@ -20,11 +20,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from eventflow.database import open_engine  # noqa: E402
-from workflows.executor import LocalExecutor  # noqa: E402
+from tests.support.scheduler import running_scheduler  # noqa: E402  (the same set-up the tests use)
 from workflows.models import Workflow  # noqa: E402
 from workflows.scheduler import Scheduler  # noqa: E402
-from workflows.store import WorkflowStore  # noqa: E402
 
 STEPS = 20
 
@@ -63,13 +61,7 @@ async def timed(scheduler: Scheduler, wf: Workflow) -> float:
 
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        engine = open_engine(f"sqlite:///{tmp}/store.db")
-        store = WorkflowStore(engine)
-        await store.migrate()
-        executor = LocalExecutor(Path(tmp) / "nodes")
-        scheduler = Scheduler(store, executor)
-        await scheduler.start()
-        try:
+        async with running_scheduler(Path(tmp)) as scheduler:
             await timed(scheduler, chain("parameter"))  # warm-up: roots mounted, caches filled
             rounds: dict[str, list[float]] = {"parameter": [], "artifact": [], "artifact-20MiB": []}
             for _ in range(5):
@@ -77,11 +69,6 @@ async def main() -> None:
                 rounds["artifact"].append(await timed(scheduler, chain("artifact")))
             for _ in range(2):
                 rounds["artifact-20MiB"].append(await timed(scheduler, chain("artifact", 20)))
-        finally:
-            await scheduler.stop()
-            executor.close()
-            store.close()
-            await engine.dispose()
     med: dict[str, Any] = {k: statistics.median(v) for k, v in rounds.items()}
     base, art, big = med["parameter"], med["artifact"], med["artifact-20MiB"]
     print(f"{STEPS}-step chain, median of {len(rounds['parameter'])} rounds")
