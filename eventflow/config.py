@@ -16,7 +16,7 @@ from eventflow.errors import UsageError
 from workflows.artifacts.repositories import RepositoryConfig, RepositoryRefError, parse_repository_config
 from workflows.quantities import parse_memory
 
-__all__ = ["ALL_ROLES", "ServerConfig", "load_server_config"]
+__all__ = ["ALL_ROLES", "SchedulerSettings", "ServerConfig", "load_server_config"]
 
 # Roles that exist today; each later capability registers its own (see eventflow/roles.py).
 ALL_ROLES = ("http", "scheduler")
@@ -78,6 +78,27 @@ class ArtifactSettings(BaseModel):
         return None if self.max_size is None else parse_memory(str(self.max_size))
 
 
+class SchedulerSettings(BaseModel):
+    """The ``scheduler:`` section: Argo's controller caps on running workflows (0 = no cap).
+    Reloaded on SIGHUP without a restart."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    parallelism: int = Field(default=0, ge=0, description="most workflows running at once, overall")
+    namespace_parallelism: int = Field(default=0, ge=0, alias="namespaceParallelism", description="most per namespace")
+    namespace_limits: dict[str, int] = Field(
+        default_factory=dict, alias="namespaceLimits", description="per-namespace overrides of namespaceParallelism"
+    )
+
+    @field_validator("namespace_limits")
+    @classmethod
+    def _limits(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [f"{ns}={n}" for ns, n in value.items() if n < 0]
+        if bad:
+            raise ValueError(f"must be >= 0 (0 = no cap): {', '.join(bad)}")
+        return value
+
+
 class ServerConfig(BaseModel):
     """Everything ``eventflow serve`` needs."""
 
@@ -96,6 +117,7 @@ class ServerConfig(BaseModel):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     bus: BusSettings = BusSettings()
     artifacts: ArtifactSettings = ArtifactSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
 
     @field_validator("nats_url")
     @classmethod

@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from eventbus import BusError, JetStreamBus
 from eventflow.api.errors import ApiError, error_response
 from eventflow.api.artifacts import routes as artifact_routes
+from eventflow.api.sync import routes as sync_routes
 from eventflow.api.workflows import routes as workflow_routes
 from eventflow.database import ping
 from workflows.errors import LintError
@@ -111,7 +112,7 @@ DOMAIN_ERRORS: dict[Any, Any] = {
 def build_app(state: AppState) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
     if "scheduler" in state.extra:
-        routes += workflow_routes() + artifact_routes()
+        routes += workflow_routes() + artifact_routes() + sync_routes()
     app = Starlette(
         routes=routes,
         exception_handlers={ApiError: api_error, **DOMAIN_ERRORS, 404: not_found, 405: method_not_allowed, 500: server_error},

@@ -17,12 +17,13 @@ import signal
 import socket
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import IO
 
 from eventbus import BusError, EmbeddedNats, EmbeddedServerError, JetStreamBus
 from eventflow.config import ServerConfig
 from eventflow.database import open_engine, ping
-from eventflow.errors import StartupError
+from eventflow.errors import EventflowError, StartupError
 from eventflow.http import AppState, build_app
 from eventflow.roles import HttpRole, Role, SchedulerRole
 from workflows.artifacts.repositories import Repositories
@@ -30,6 +31,7 @@ from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
 from workflows.scheduler import Scheduler
 from workflows.store import WorkflowStore
+from workflows.sync import Throttler
 
 __all__ = ["DataDirLock", "bind_socket", "serve"]
 
@@ -99,8 +101,9 @@ class _Shutdown:
             self.event.set()
 
 
-async def serve(config: ServerConfig) -> int:
-    """Run until SIGINT/SIGTERM (exit 0) or a fatal error (exit 1)."""
+async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None = None) -> int:
+    """Run until SIGINT/SIGTERM (exit 0) or a fatal error (exit 1). SIGHUP re-reads the configuration
+    (``reload``) and applies what can change at run time: the scheduler's caps on running workflows."""
     started_at = time.time()
     data_dir = config.data_dir.absolute()
     lock = DataDirLock(data_dir)
@@ -142,7 +145,11 @@ async def serve(config: ServerConfig) -> int:
         repositories = Repositories(
             config.artifacts.repository_config(external_bus=config.nats_url is not None), local_root=data_dir / "artifacts", bus=bus, max_bytes=config.artifacts.max_bytes
         )
-        scheduler = Scheduler(store, executor, bus=bus, repositories=repositories)
+        caps = config.scheduler
+        throttle = Throttler(caps.parallelism, caps.namespace_parallelism, caps.namespace_limits)
+        scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, throttle=throttle)
+        if reload is not None:
+            loop.add_signal_handler(signal.SIGHUP, _reload_caps, scheduler, reload)
         cron = CronRunner(scheduler)
         extra = {"scheduler": scheduler, "cron": cron}
         state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra)
@@ -163,7 +170,7 @@ async def serve(config: ServerConfig) -> int:
         else:
             log.info("received %s; shutting down", shutdown.reason)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         # A second Ctrl-C during shutdown should still be able to cut it short.
         loop.add_signal_handler(signal.SIGINT, lambda: os._exit(130))
@@ -185,3 +192,17 @@ async def serve(config: ServerConfig) -> int:
             loop.remove_signal_handler(signal.SIGINT)
     log.info("stopped")
     return shutdown.code
+
+
+def _reload_caps(scheduler: Scheduler, reload: Callable[[], ServerConfig]) -> None:
+    """SIGHUP: new caps take effect at once; a bad file is reported and the running ones kept."""
+    try:
+        caps = reload().scheduler
+    except EventflowError as exc:
+        log.error("configuration not reloaded: %s", exc)
+        return
+    scheduler.configure_caps(caps.parallelism, caps.namespace_parallelism, caps.namespace_limits)
+    log.info(
+        "configuration reloaded: parallelism %d, namespaceParallelism %d, namespace limits %s",
+        caps.parallelism, caps.namespace_parallelism, caps.namespace_limits or "none",
+    )  # fmt: skip

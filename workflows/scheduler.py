@@ -42,6 +42,7 @@ from workflows.status import NodePhase, NodeStatus, NodeType, WorkflowPhase, now
 from workflows.status import node_id as make_node_id
 from workflows.store import ResourceRecord, WorkflowRecord, WorkflowStore
 from workflows.submit import SubmitOptions, prepare
+from workflows.sync import POSTPONED_MESSAGE, LockRequest, SyncManager, Throttler, lock_requests
 
 __all__ = ["InvalidNodeUpdate", "Scheduler", "WorkflowNotActive", "WorkflowNotFound"]
 
@@ -132,9 +133,13 @@ class Scheduler:
         subjects: Subjects | None = None,
         clock: Callable[[], datetime] = now,
         repositories: Repositories | None = None,
+        throttle: Throttler | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
+        # Semaphores and mutexes shared by all workflows, and the caps on running workflows.
+        self.sync = SyncManager()
+        self.throttle = throttle or Throttler()
         # Artifacts: the server's repository (a directory beside the nodes' dirs unless configured).
         self.repositories = repositories or Repositories(
             RepositoryConfig(), local_root=Path(getattr(executor, "work_dir", ".")).parent / "artifacts", bus=bus
@@ -187,8 +192,12 @@ class Scheduler:
             await self.repositories.close()
 
     def _forget(self, uid: str) -> None:
+        """The workflow ended or is gone: its locks and its running slot go to whoever waits next."""
         self.runs.pop(uid, None)
         self._launched.pop(uid, None)
+        for waiter in {*self.sync.release_workflow(uid), *self.throttle.done(uid)}:
+            if waiter in self.runs:
+                self._want(waiter)
         done = self._done.pop(uid, None)
         if done is not None:
             done.set()
@@ -244,8 +253,121 @@ class Scheduler:
         self._launched[record.uid] = set()
         if recovering:
             self._recover_leaves(run)
+            self._restore_sync(run)
         self._want(record.uid)
         return run
+
+    # -- synchronization ----------------------------------------------------------------------
+
+    def _restore_sync(self, run: WorkflowRun) -> None:
+        """After a restart: the workflow keeps its running slot and the locks its status says it held
+        (holders whose node has since ended are released by the first walk)."""
+        record = run.record
+        if record.phase == WorkflowPhase.RUNNING:
+            self.throttle.restore(record.uid, record.namespace)
+        mine = f"{record.namespace}/{record.name}"
+        for kind, section in (record.status.get("synchronization") or {}).items():
+            for entry in (section or {}).get("holding", []):
+                name = str(entry.get(kind) or "")
+                holders = entry.get("holders") or [entry.get("holder")]
+                for holder in holders:
+                    if name and holder and (holder == mine or str(holder).startswith(mine + "/")):
+                        self.sync.restore(
+                            _request_of(name, kind), str(holder), workflow=record.uid,
+                            priority=run.workflow.spec.priority or 0, created=record.created_at.timestamp(),
+                        )  # fmt: skip
+
+    async def _admitted(self, run: WorkflowRun) -> bool:
+        """A Pending workflow may start: the server's caps admit it and it holds its workflow-level locks.
+        Otherwise it stays Pending with Argo's message (committed once per change)."""
+        record, spec = run.record, run.workflow.spec
+        if record.status.get("shutdown"):
+            return True  # stopped or terminated while it waited: the walk ends it, taking nothing
+        priority, created = spec.priority or 0, record.created_at.timestamp()
+        if not self.throttle.admit(record.uid, record.namespace, priority, created):
+            await self._wait_pending(run, POSTPONED_MESSAGE)
+            return False
+        requests = lock_requests(spec.synchronization, record.namespace, run.global_scope(self.clock()))
+        if not requests:
+            return True
+        if not await self._load_limits(run, requests):
+            return False
+        message = self.sync.acquire(f"{record.namespace}/{record.name}", requests, workflow=record.uid, priority=priority, created=created)
+        if message is not None:
+            await self._wait_pending(run, message)
+            return False
+        return True
+
+    async def _wait_pending(self, run: WorkflowRun, message: str) -> None:
+        record = run.record
+        sync = self.sync.status_of(record.uid)
+        if record.message == message and (record.status.get("synchronization") or {}) == sync:
+            return
+        record.message = message
+        self._set_sync_status(record, sync)
+        await self.store.commit(record.uid, workflow={"message": message, "status": record.status}, node_updates=run.take_dirty(), events=[])
+
+    @staticmethod
+    def _set_sync_status(record: WorkflowRecord, sync: dict[str, Any]) -> bool:
+        """Put the workflow's locks into ``status.synchronization``; whether that changed it."""
+        if (record.status.get("synchronization") or {}) == sync:
+            return False
+        if sync:
+            record.status["synchronization"] = sync
+        else:
+            record.status.pop("synchronization", None)
+        return True
+
+    async def _load_limits(self, run: WorkflowRun, requests: list[LockRequest]) -> bool:
+        """Make sure the semaphores' limits are known; a missing or invalid one fails the workflow."""
+        for request in requests:
+            if request.kind != "semaphore" or request.name in self.sync.limits:
+                continue
+            try:
+                limit = await self._read_limit(request)
+            except ValueError as exc:
+                await self._fail(run, WorkflowPhase.ERROR, f"Failed to acquire the synchronization lock. {exc}")
+                return False
+            for waiter in self.sync.set_limit(request.name, limit):
+                self._want(waiter)
+        return True
+
+    async def _read_limit(self, request: LockRequest) -> int:
+        if request.config_map is not None:
+            ns, name, key = request.config_map
+            found = await self.store.get_resource("ConfigMap", ns, name)
+            if found is None:
+                raise ValueError(f'failed to get semaphore limit for {request.name}: ConfigMap "{name}" not found in namespace "{ns}"')
+            value = (found.manifest.get("data") or {}).get(key)
+            if value is None:
+                raise ValueError(f'failed to get semaphore limit for {request.name}: ConfigMap "{name}" has no key "{key}"')
+        else:
+            assert request.database_key is not None
+            ns, key = request.database_key
+            found = await self.store.get_resource(SYNC_LIMIT_KIND, ns, key)
+            if found is None:
+                raise ValueError(f"failed to get semaphore limit for {request.name}: no sync limit {ns}/{key} (create it with `eventflow sync create`)")
+            value = found.manifest.get("sizeLimit")
+        return parse_limit(value, request.name)
+
+    async def refresh_limits(self) -> None:
+        """Re-read every known semaphore limit (a ConfigMap or sync limit changed): waiters that now
+        fit are woken, and a limit that went away or went bad keeps its last value (logged)."""
+        for name in list(self.sync.limits):
+            try:
+                limit = await self._read_limit(_request_of(name, "semaphore"))
+            except ValueError as exc:
+                log.warning("semaphore %s: keeping its limit of %d: %s", name, self.sync.limits[name], exc)
+                continue
+            if limit != self.sync.limits.get(name):
+                log.info("semaphore %s: limit %s -> %d", name, self.sync.limits.get(name), limit)
+                for waiter in self.sync.set_limit(name, limit):
+                    self._want(waiter)
+
+    def configure_caps(self, parallelism: int, namespace_parallelism: int, overrides: dict[str, int]) -> None:
+        """New server-wide caps (config reload): workflows that now fit start."""
+        for waiter in self.throttle.configure(parallelism, namespace_parallelism, overrides):
+            self._want(waiter)
 
     async def _load_memo(self, namespace: str, templates: list[Template]) -> dict[str, dict[str, dict[str, Any]]]:
         """The memoization caches the templates use: Argo's cache ConfigMaps, one JSON entry per key."""
@@ -332,8 +454,9 @@ class Scheduler:
         if record is None:
             raise WorkflowNotFound(namespace, name)
         await self._kill_leaves(record.uid)
-        run = self.runs.pop(record.uid, None)
+        run = self.runs.get(record.uid)
         nodes = run.nodes if run is not None else await self.store.load_nodes(record.uid)
+        self._forget(record.uid)
         await self.store.delete_workflow(record.uid)
         # Its claims, staged inputs and (artifactGC) artifacts go with it.
         await asyncio.to_thread(shutil.rmtree, self._volumes_dir(record.uid), True)
@@ -524,7 +647,9 @@ class Scheduler:
 
     async def _walk(self, run: WorkflowRun) -> None:
         self.walks += 1
-        operator = Operator(run, self.clock, self._launched[run.record.uid])
+        if run.record.phase == WorkflowPhase.PENDING and not await self._admitted(run):
+            return
+        operator = Operator(run, self.clock, self._launched[run.record.uid], self.sync)
         root = operator.walk()
         record = run.record
         changes: dict[str, Any] = {}
@@ -533,6 +658,9 @@ class Scheduler:
         if record.phase == WorkflowPhase.PENDING:
             record.phase, record.started_at = WorkflowPhase.RUNNING, stamp
             changes.update(phase=record.phase, started_at=stamp)
+            if record.message is not None:  # the reason it waited
+                record.message = None
+                changes["message"] = None
             events.append(lifecycle_event(self.subjects, record, WorkflowPhase.RUNNING, run.nodes))
         for launch in operator.launches:
             node = run.nodes[launch.node_id]
@@ -549,6 +677,11 @@ class Scheduler:
         exit_node = operator.exit_node
         hooks_done = all(h.phase.done for h in operator.hook_nodes)
         finished = root.phase.done and hooks_done and (exit_node is None or exit_node.phase.done)
+        # Template-level locks of nodes that ended go now (all of them once the workflow ends).
+        for waiter in self.sync.release_where(lambda holder: not finished and _still_holding(run, holder), record.uid):
+            self._want(waiter)
+        if self._set_sync_status(record, self.sync.status_of(record.uid)):
+            changes["status"] = record.status
         if finished and not record.phase.done:
             outcome, message = workflow_outcome(root, exit_node)
             phase = WorkflowPhase(outcome)
@@ -599,6 +732,8 @@ class Scheduler:
         if operator.wake_at is not None:
             delay = max(0.0, operator.wake_at - time.time())
             asyncio.get_running_loop().call_later(delay + 0.01, self._want, record.uid)
+        if operator.missing_limits and await self._load_limits(run, operator.missing_limits):
+            self._want(record.uid)  # its nodes that waited for a limit to be known can try again
 
     def _cleanup(self, node_ids: list[str]) -> None:
         for node_id in node_ids:
@@ -937,6 +1072,39 @@ class Scheduler:
         )
         self._publish_wake.set()
         self._forget(record.uid)
+
+
+SYNC_LIMIT_KIND = "SyncLimit"  # a database semaphore's limit, kept as a resource: {"sizeLimit": N}
+
+
+def parse_limit(value: Any, name: str) -> int:
+    """A semaphore limit: a positive integer (ConfigMap values are strings)."""
+    try:
+        limit = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"semaphore limit for {name} must be an integer, got {value!r}") from None
+    if limit < 1:
+        raise ValueError(f"semaphore limit for {name} must be at least 1, got {limit}")
+    return limit
+
+
+def _request_of(name: str, kind: str) -> LockRequest:
+    """The lock a stored name stands for (``<ns>/ConfigMap/<cm>/<key>``, ``<ns>/Database/<key>``, ``<ns>/Mutex/<n>``)."""
+    parts = name.split("/")
+    if kind == "semaphore" and len(parts) == 4 and parts[1] == "ConfigMap":
+        return LockRequest(name, "semaphore", config_map=(parts[0], parts[2], parts[3]))
+    if kind == "semaphore" and len(parts) == 3 and parts[1] == "Database":
+        return LockRequest(name, "semaphore", database_key=(parts[0], parts[2]))
+    return LockRequest(name, "mutex")
+
+
+def _still_holding(run: WorkflowRun, holder: str) -> bool:
+    """A template-level holder (``<ns>/<wf>/<node id>``) holds while its node exists and has not ended."""
+    parts = holder.split("/")
+    if len(parts) == 2:
+        return True  # the workflow-level hold: released when the workflow ends
+    node = run.nodes.get(parts[-1])
+    return node is not None and not node.phase.done
 
 
 _HOST_PATH_TYPES = {"", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"}

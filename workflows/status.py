@@ -132,6 +132,8 @@ class NodeStatus(_Model):
     node_flag: dict[str, bool] | None = Field(default=None, alias="nodeFlag")  # {"hooked": true} on hook nodes
     # Argo's {"hit": bool, "key": str, "cacheName": str} on nodes of memoized templates.
     memoization_status: dict[str, Any] | None = Field(default=None, alias="memoizationStatus")
+    # Argo's {"waiting": <lock name>} on a node that waits for a template-level semaphore or mutex.
+    synchronization_status: dict[str, str] | None = Field(default=None, alias="synchronizationStatus")
     # eventflow's own bookkeeping, kept beside Argo's fields (Argo clients ignore unknown keys).
     pid: int | None = None
     log_path: str | None = Field(default=None, alias="logPath")

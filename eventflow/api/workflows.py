@@ -17,7 +17,7 @@ from workflows.cron import CronError, parse_cron
 from workflows.errors import LintError
 from workflows.lint import lint
 from workflows.models import ClusterWorkflowTemplate, ConfigMap, CronWorkflow, Workflow, WorkflowTemplate
-from workflows.scheduler import Scheduler
+from workflows.scheduler import Scheduler, parse_limit
 from workflows.store import AlreadyExists, ResourceRecord
 from workflows.submit import SubmitOptions, expression_check, prepare
 
@@ -248,7 +248,10 @@ async def put_template(request: Request) -> JSONResponse:
     name = resource.metadata.name
     if not name:
         raise ApiError(400, f"{field}: metadata.name: required")
-    store = _scheduler(request).store
+    scheduler = _scheduler(request)
+    store = scheduler.store
+    if kind == "ConfigMap":
+        _check_semaphore_limits(scheduler, namespace, name, dict(resource.data or {}))
     record = ResourceRecord(kind=kind, namespace=namespace, name=name, manifest=resource.model_dump(by_alias=True, exclude_none=True, mode="json"))
     if kind == "CronWorkflow":
         existing = await store.get_resource(kind, namespace, name)
@@ -257,7 +260,24 @@ async def put_template(request: Request) -> JSONResponse:
             record.manifest["status"] = existing.manifest["status"]  # the runner's, not the client's
     saved = await store.put_resource(record, create_only=request.method == "POST")
     _poke_cron(request, kind)
+    if kind == "ConfigMap":
+        await scheduler.refresh_limits()  # a semaphore resized here takes effect now
     return JSONResponse(resource_json(saved))
+
+
+def _check_semaphore_limits(scheduler: Scheduler, namespace: str, name: str, data: dict[str, Any]) -> None:
+    """A ConfigMap that semaphores use must keep valid limits (a positive integer per key in use)."""
+    prefix = f"{namespace}/ConfigMap/{name}/"
+    for lock in list(scheduler.sync.limits):
+        if not lock.startswith(prefix):
+            continue
+        key = lock[len(prefix):]
+        if key not in data:
+            raise ApiError(400, f'configMap.data.{key}: the semaphore {lock} is in use; its limit cannot be removed')
+        try:
+            parse_limit(data[key], lock)
+        except ValueError as exc:
+            raise ApiError(400, f"configMap.data.{key}: {exc}") from None
 
 
 def _check_cron(cron: CronWorkflow) -> None:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from eventflow.cli import artifact_cmds, cron_cmds, serve_cmd, workflow_cmds
+from eventflow.cli import artifact_cmds, cron_cmds, serve_cmd, sync_cmds, workflow_cmds
 from eventflow.errors import EventflowError
 
 __all__ = ["main"]
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     workflow_cmds.register(commands)
     cron_cmds.register(commands)
     artifact_cmds.register(commands)
+    sync_cmds.register(commands)
     return parser
 
 

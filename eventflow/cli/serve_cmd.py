@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(config.log_format, config.log_level)
     from eventflow.serve import serve
 
-    return _run_loop(serve(config))
+    return _run_loop(serve(config, reload=lambda: load_server_config(flags, config_file=args.config)))
 
 
 def _run_loop(coro: Any) -> int:

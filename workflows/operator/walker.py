@@ -40,6 +40,7 @@ from workflows.operator.params import (
 from workflows.operator.retries import RetryDecision, decide
 from workflows.operator.state import WorkflowRun
 from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
+from workflows.sync import LockRequest, SyncManager, lock_requests
 from workflows.durations import parse_duration
 from workflows.status import NodeOutputs, NodePhase, NodeStatus, NodeType, OutputParameter
 
@@ -83,10 +84,16 @@ _TYPE_OF = {
 class Operator:
     """Walks one :class:`WorkflowRun`. Create one per walk; it is cheap."""
 
-    def __init__(self, run: WorkflowRun, clock: Callable[[], datetime], launched: set[str]) -> None:
+    def __init__(
+        self, run: WorkflowRun, clock: Callable[[], datetime], launched: set[str], sync: SyncManager | None = None
+    ) -> None:
         self.run = run
         self.clock = clock
         self.launched = launched
+        # Template-level semaphores and mutexes (shared with other workflows); limits the manager does
+        # not know yet are collected here for the scheduler to load before the next walk.
+        self.sync = sync
+        self.missing_limits: list[LockRequest] = []
         self.launches: list[Launch] = []
         # Earliest time (epoch seconds) the workflow needs another walk without any event.
         self.wake_at: float | None = None
@@ -434,6 +441,10 @@ class Operator:
         scope = {**self._global, **inputs_scope(values), "retries": str(attempt or 0)}
         if node.inputs and node.inputs.get("artifacts"):
             scope.update(artifact_scope("inputs.artifacts", node.inputs["artifacts"]))
+        if tmpl.synchronization is not None and self.sync is not None and node.id not in self.launched:
+            node = self._synchronize(node, tmpl, scope)
+            if node.synchronization_status is not None:
+                return node  # waits for a lock: Pending, with Argo's message
         custom = (tmpl.annotations or {}).get(DISPLAY_NAME_ANNOTATION)
         if custom and node.display_name == display:
             # Argo lets a template name its nodes, e.g. "os-{{inputs.parameters.image}}".
@@ -451,6 +462,33 @@ class Operator:
                 return self._finish(node, NodePhase.ERROR, f"template '{tmpl.name}' must have exactly one type")
             case _:
                 return self._finish(node, NodePhase.ERROR, f"{kind.value} templates are not supported yet")
+
+    def _synchronize(self, node: NodeStatus, tmpl: Template, scope: dict[str, Any]) -> NodeStatus:
+        """Template-level locks: the node takes them all before it does anything, or waits Pending."""
+        assert self.sync is not None
+        rec = self.run.record
+        holder = f"{rec.namespace}/{rec.name}/{node.id}"
+        if not self.sync.holds(holder):
+            if self._stopping() or self._deadline_passed():
+                # The walk fails it below, without taking a lock.
+                return self.run.put(node.model_copy(update={"message": None, "synchronization_status": None}))
+            requests = lock_requests(tmpl.synchronization, rec.namespace, scope)
+            unknown = [r for r in requests if r.kind == "semaphore" and r.name not in self.sync.limits]
+            if unknown:
+                self.missing_limits.extend(unknown)
+                return self.run.put(node.model_copy(update={"synchronization_status": {"waiting": unknown[0].name}}))
+            message = self.sync.acquire(
+                holder, requests, workflow=rec.uid, priority=self.run.workflow.spec.priority or 0,
+                created=rec.created_at.timestamp(),
+            )  # fmt: skip
+            if message is not None:
+                waiting = self.sync.waiting_on(holder) or (requests[0].name if requests else "")
+                if node.message != message or node.synchronization_status != {"waiting": waiting}:
+                    node = self.run.put(node.model_copy(update={"message": message, "synchronization_status": {"waiting": waiting}}))
+                return node
+        if node.synchronization_status is not None:
+            node = self.run.put(node.model_copy(update={"message": None, "synchronization_status": None}))
+        return node
 
     def _leaf(self, node: NodeStatus, tmpl: Template, scope: dict[str, Any]) -> NodeStatus:
         if node.id in self.launched:

@@ -26,7 +26,6 @@ SUITE_FILE = EXAMPLES / "SUITE.yaml"
 # Feature (a YAML key anywhere in the example) -> the issue that brings it. Entries using one are
 # skipped with that reason until the feature lands; the test that lists them keeps this honest.
 NOT_YET: dict[str, str] = {
-    "synchronization": "synchronization (issue 6)",
     "daemon": "daemon steps",
     "http": "http templates (issue 12)",
     "resource": "resource templates (issue 12)",
@@ -225,10 +224,31 @@ def _read_log(node: NodeStatus) -> str:
         return ""
 
 
-def check(entry: Entry, record: WorkflowRecord, nodes: dict[str, NodeStatus]) -> list[str]:
+def max_overlap(nodes: dict[str, NodeStatus]) -> int:
+    """The most Pod nodes that ran at the same time (from their start and finish times)."""
+    edges = []
+    for node in nodes.values():
+        if node.type.value == "Pod" and node.started_at is not None and node.finished_at is not None and not node.hooked:
+            edges += [(node.started_at, 1), (node.finished_at, -1)]
+    most = current = 0
+    for _, step in sorted(edges, key=lambda e: (e[0], e[1])):  # an end before a start at the same instant
+        current += step
+        most = max(most, current)
+    return most
+
+
+def check(
+    entry: Entry, record: WorkflowRecord, nodes: dict[str, NodeStatus], seen_messages: set[str] | None = None
+) -> list[str]:
     """Every difference between the run and SUITE.yaml's expectation (empty = pass)."""
     exp = entry.expect
     problems: list[str] = []
+    if "max_concurrent_pods" in exp and (most := max_overlap(nodes)) > int(exp["max_concurrent_pods"]):
+        problems.append(f"{most} pods ran at once, expected at most {exp['max_concurrent_pods']}")
+    if "node_message_seen" in exp:
+        wanted = str(exp["node_message_seen"]).replace("<namespace>", record.namespace)
+        if wanted not in (seen_messages or set()):
+            problems.append(f"no node showed {wanted!r} while it ran (seen: {sorted(seen_messages or [])[:5]})")
     phase = record.phase.value
     if "phase" in exp and phase != exp["phase"]:
         problems.append(f"workflow phase {phase} (message {record.message!r}), expected {exp['phase']}")

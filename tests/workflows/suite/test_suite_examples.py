@@ -83,12 +83,18 @@ class SuiteRun:
             for _ in range(attempts):
                 record = await scheduler.submit(workflow_of(entry), file=entry.file)
                 timeout = float(entry.raw.get("max_seconds") or 60)
-                await drive(scheduler, entry, record.namespace, record.name, timeout)
-                final = await scheduler.wait_done(record.namespace, record.name, timeout)
+                seen: set[str] = set()
+                watcher = asyncio.create_task(watch_messages(scheduler, record.namespace, record.name, seen))
+                try:
+                    await drive(scheduler, entry, record.namespace, record.name, timeout)
+                    problems = await second_submission(scheduler, entry, record.namespace, record.name, timeout)
+                    final = await scheduler.wait_done(record.namespace, record.name, timeout)
+                finally:
+                    watcher.cancel()
                 if not final.phase.done:
                     return [f"still {final.phase.value} after {timeout:.0f}s"]
                 _, nodes = await scheduler.get(record.namespace, record.name)
-                problems = check(entry, final, nodes)
+                problems += check(entry, final, nodes, seen)
                 if not problems:
                     break
                 await scheduler.delete(record.namespace, record.name)
@@ -128,6 +134,57 @@ def suite_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 def test_suite_example_reaches_expected_outcome(entry: Entry, suite_run: SuiteRun) -> None:
     problems = suite_run.results[entry.id].result(timeout=850)
     assert not problems, f"{entry.id}:\n  " + "\n  ".join(problems)
+
+
+async def watch_messages(scheduler: Scheduler, namespace: str, name: str, seen: set[str]) -> None:
+    """Collect every message a node shows while the workflow runs (``node_message_seen``)."""
+    while True:
+        _, nodes = await scheduler.get(namespace, name)
+        seen.update(n.message for n in nodes.values() if n.message)
+        await asyncio.sleep(0.05)
+
+
+async def second_submission(scheduler: Scheduler, entry: Entry, namespace: str, name: str, timeout: float) -> list[str]:
+    """SUITE.yaml's ``second-submission`` scenario: once the first run holds its lock, a second copy
+    must wait Pending with Argo's message and ``status.synchronization.<kind>.waiting``, and both end
+    Succeeded."""
+    scenario = next((s for s in entry.raw.get("scenarios") or [] if str(s.get("driver", "")).startswith("second-submission")), None)
+    if scenario is None:
+        return []
+
+    async def holding() -> bool:
+        record, _ = await scheduler.get(namespace, name)
+        sync = record.status.get("synchronization") or {}
+        return record.phase.done or any((section or {}).get("holding") for section in sync.values())
+
+    await eventually(holding, timeout=timeout, what="the first run to hold its lock")
+    second = await scheduler.submit(workflow_of(entry), file=entry.file)
+    expect = scenario.get("expect") or {}
+    waiting = expect.get("second_copy_while_waiting") or {}
+    problems: list[str] = []
+
+    async def waits() -> bool:
+        record, _ = await scheduler.get(second.namespace, second.name)
+        return record.message is not None or record.phase.done
+
+    await eventually(waits, timeout=timeout, what="the second copy to wait")
+    record, _ = await scheduler.get(second.namespace, second.name)
+    if "phase" in waiting and record.phase.value != waiting["phase"]:
+        problems.append(f"second copy: phase {record.phase.value}, expected {waiting['phase']} while the first holds the lock")
+    if "message" in waiting and record.message != str(waiting["message"]).replace("<namespace>", namespace):
+        problems.append(f"second copy: message {record.message!r}, expected {waiting['message']!r}")
+    for key, want in waiting.items():
+        if key.startswith("status.synchronization."):
+            value: Any = record.status
+            for part in key.split(".")[1:]:
+                value = (value or {}).get(part) if isinstance(value, dict) else None
+            if want == "non-empty" and not value:
+                problems.append(f"second copy: {key} is empty while it waits")
+    final = await scheduler.wait_done(second.namespace, second.name, 2 * timeout)
+    if expect.get("both_finally") and final.phase.value != expect["both_finally"]:
+        problems.append(f"second copy ended {final.phase.value} ({final.message}), expected {expect['both_finally']}")
+    await scheduler.delete(second.namespace, second.name)
+    return problems
 
 
 async def drive(scheduler: Scheduler, entry: Entry, namespace: str, name: str, timeout: float) -> None:
