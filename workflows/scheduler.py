@@ -155,6 +155,7 @@ class Scheduler:
         self._publish_wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._publish_task: asyncio.Task[None] | None = None
+        self._limits_task: asyncio.Task[None] | None = None
         self.walks = 0
         self._done: dict[str, asyncio.Event] = {}
         self._recovered: dict[str, ProcessResult] = {}
@@ -172,10 +173,11 @@ class Scheduler:
             await self._load(record, recovering=True)
         self._loop_task = asyncio.create_task(self._loop(), name="scheduler")
         self._publish_task = asyncio.create_task(self._publish_loop(), name="lifecycle-publisher")
+        self._limits_task = asyncio.create_task(self._limits_loop(), name="semaphore-limits")
         self._publish_wake.set()
 
     async def stop(self) -> None:
-        for task in (self._loop_task, self._publish_task):
+        for task in (self._loop_task, self._publish_task, self._limits_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -363,6 +365,17 @@ class Scheduler:
                 log.info("semaphore %s: limit %s -> %d", name, self.sync.limits.get(name), limit)
                 for waiter in self.sync.set_limit(name, limit):
                     self._want(waiter)
+
+    async def _limits_loop(self, every: float = 5.0) -> None:
+        """Semaphore limits changed behind the API's back (another server on the same store, a
+        direct write) are picked up within ``every`` seconds; the API's own changes apply at once."""
+        while True:
+            await asyncio.sleep(every)
+            if self.sync.limits:
+                try:
+                    await self.refresh_limits()
+                except Exception as exc:  # noqa: BLE001 - the next round tries again
+                    log.warning("could not re-read semaphore limits: %s", exc)
 
     def configure_caps(self, parallelism: int, namespace_parallelism: int, overrides: dict[str, int]) -> None:
         """New server-wide caps (config reload): workflows that now fit start."""
@@ -647,7 +660,10 @@ class Scheduler:
 
     async def _walk(self, run: WorkflowRun) -> None:
         self.walks += 1
-        if run.record.phase == WorkflowPhase.PENDING and not await self._admitted(run):
+        record = run.record
+        # A retried workflow is Running again without its workflow-level locks: it takes them first too.
+        relock = run.workflow.spec.synchronization is not None and not self.sync.holds(f"{record.namespace}/{record.name}")
+        if (record.phase == WorkflowPhase.PENDING or relock) and not await self._admitted(run):
             return
         operator = Operator(run, self.clock, self._launched[run.record.uid], self.sync)
         root = operator.walk()
@@ -662,9 +678,15 @@ class Scheduler:
                 record.message = None
                 changes["message"] = None
             events.append(lifecycle_event(self.subjects, record, WorkflowPhase.RUNNING, run.nodes))
+        elif record.message is not None and record.message.startswith("Waiting for") and not record.phase.done:
+            record.message = None  # a retried workflow that waited for its lock has it now
+            changes["message"] = None
         for launch in operator.launches:
             node = run.nodes[launch.node_id]
-            run.put(node.model_copy(update={"phase": NodePhase.RUNNING if node.phase == NodePhase.PENDING else node.phase}))
+            if node.phase == NodePhase.PENDING:
+                # A Pod node's start is its process's start (as a pod's is), not when the walk first met
+                # it: it may have waited for parallelism or a lock (its deadline, computed already, counts that).
+                run.put(node.model_copy(update={"phase": NodePhase.RUNNING, "started_at": stamp}))
         if run.global_outputs or run.global_artifacts:
             global_outputs: dict[str, Any] = {}
             if run.global_outputs:
@@ -678,7 +700,13 @@ class Scheduler:
         hooks_done = all(h.phase.done for h in operator.hook_nodes)
         finished = root.phase.done and hooks_done and (exit_node is None or exit_node.phase.done)
         # Template-level locks of nodes that ended go now (all of them once the workflow ends).
-        for waiter in self.sync.release_where(lambda holder: not finished and _still_holding(run, holder), record.uid):
+        # So do the places in queues of nodes this walk no longer reached (a branch that failFast ended).
+        def keep(holder: str) -> bool:
+            if finished or not _still_holding(run, holder):
+                return False
+            return holder.count("/") == 1 or self.sync.holds(holder) or holder in operator.lock_waiters
+
+        for waiter in self.sync.release_where(keep, record.uid):
             self._want(waiter)
         if self._set_sync_status(record, self.sync.status_of(record.uid)):
             changes["status"] = record.status

@@ -184,6 +184,7 @@ async def prepare(workflow: Workflow, store: WorkflowStore, options: SubmitOptio
         status={
             "storedTemplates": {k: t.model_dump(by_alias=True, exclude_none=True, mode="json") for k, t in stored.items()},
             **({"configMaps": config_maps} if config_maps else {}),
+            **({"suspended": True} if spec.suspend else {}),  # Argo's spec.suspend: starts suspended
             **({"artifactRepositoryRef": repository_ref} if not repository_ref.get("default") else {}),
         },
     )

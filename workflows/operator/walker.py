@@ -94,6 +94,7 @@ class Operator:
         # not know yet are collected here for the scheduler to load before the next walk.
         self.sync = sync
         self.missing_limits: list[LockRequest] = []
+        self.lock_waiters: set[str] = set()  # template-level holders that asked for their locks in this walk
         self.launches: list[Launch] = []
         # Earliest time (epoch seconds) the workflow needs another walk without any event.
         self.wake_at: float | None = None
@@ -468,6 +469,7 @@ class Operator:
         assert self.sync is not None
         rec = self.run.record
         holder = f"{rec.namespace}/{rec.name}/{node.id}"
+        self.lock_waiters.add(holder)
         if not self.sync.holds(holder):
             if self._stopping() or self._deadline_passed():
                 # The walk fails it below, without taking a lock.

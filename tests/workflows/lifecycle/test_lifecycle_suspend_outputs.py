@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.poll import eventually
 from tests.workflows.lifecycle.helpers import log_of, node, running_node, sh, steps, workflow
 from workflows.scheduler import InvalidNodeUpdate, Scheduler
 from workflows.status import NodePhase, NodeStatus, NodeType, WorkflowPhase
@@ -115,3 +116,20 @@ async def test_resume_without_a_value_or_default_is_rejected_and_node_keeps_wait
     final, nodes = await _finish(scheduler, record)
     assert final.phase == WorkflowPhase.SUCCEEDED
     assert node(nodes, "no-default[1].act").phase == NodePhase.SUCCEEDED
+
+
+async def test_spec_suspend_starts_the_workflow_suspended_until_resumed(scheduler: Scheduler) -> None:
+    spec = {"entrypoint": "main", "suspend": True, "templates": [sh("main", "echo ran")]}
+    record = await scheduler.submit(workflow("starts-suspended", spec))
+    # Walked and Running, but nothing started while it is suspended.
+    async def walked() -> bool:
+        got, _ = await scheduler.get(record.namespace, record.name)
+        return got.phase == WorkflowPhase.RUNNING
+
+    await eventually(walked, what="the workflow running, suspended")
+    _, nodes = await scheduler.get(record.namespace, record.name)
+    assert all(n.phase == NodePhase.PENDING for n in nodes.values())
+    await scheduler.resume(record.namespace, record.name)
+    final, nodes = await _finish(scheduler, record)
+    assert final.phase == WorkflowPhase.SUCCEEDED
+    assert "ran" in log_of(node(nodes, "starts-suspended"))

@@ -62,6 +62,14 @@ class Entry:
         return bool(blocked) and blocked <= PROVIDED_BLOCKERS and ("phase" in outcome or "phase_any_of" in outcome)
 
     @property
+    def namespace(self) -> str:
+        """Examples that take locks run in a namespace of their own: the suite runs examples at the same
+        time, and two of them (mutex-wf-level and mutex-tmpl-level) use the same mutex name."""
+        if "synchronization" not in (EXAMPLES / self.file).read_text():
+            return "default"
+        return "suite-" + re.sub(r"[^a-z0-9]+", "-", self.file.lower().removesuffix(".yaml")).strip("-")
+
+    @property
     def expect(self) -> dict[str, Any]:
         if self.raw.get("tier") == "C":
             outcome = self.raw.get("argo_outcome") or {}
@@ -152,12 +160,13 @@ def _fixture_template(ref_name: str, tmpl_name: str) -> Any:
 async def load_fixtures(store: WorkflowStore, entry: Entry) -> None:
     data = yaml.safe_load(SUITE_FILE.read_text())["fixtures"]
     wanted = entry.needs
+    namespace = entry.namespace
     if "artifact-repo" in (entry.raw.get("blocked_by") or []):
         await _artifact_repositories(store, data)
     for cm in data.get("configmaps", []):
         if f"configmap:{cm['name']}" in wanted and "data" in cm:
             manifest = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm["name"], "labels": cm.get("labels", {})}, "data": cm["data"]}
-            await store.put_resource(ResourceRecord(kind="ConfigMap", namespace="default", name=cm["name"], manifest=manifest))
+            await store.put_resource(ResourceRecord(kind="ConfigMap", namespace=namespace, name=cm["name"], manifest=manifest))
     kinds = []
     if "workflowtemplates" in wanted or any(n.startswith("workflowtemplate:") for n in wanted):
         kinds.append(("workflowtemplates", WorkflowTemplate))
@@ -171,7 +180,7 @@ async def load_fixtures(store: WorkflowStore, entry: Entry) -> None:
                     cluster = model is ClusterWorkflowTemplate
                     await store.put_resource(
                         ResourceRecord(
-                            kind=model.__name__, namespace="" if cluster else "default", name=doc.metadata.name or "",
+                            kind=model.__name__, namespace="" if cluster else namespace, name=doc.metadata.name or "",
                             manifest=doc.model_dump(by_alias=True, exclude_none=True, mode="json"),
                         )  # fmt: skip
                     )

@@ -24,6 +24,7 @@ from tests.workflows.suite.harness import (
     workflow_of,
 )
 from workflows.scheduler import Scheduler
+from workflows.submit import SubmitOptions
 from workflows.status import NodePhase, NodeStatus
 
 ENTRIES = load_suite()
@@ -81,7 +82,12 @@ class SuiteRun:
             attempts = 2 if entry.raw.get("random") and entry.raw.get("p_fail") else 1
             problems: list[str] = []
             for _ in range(attempts):
-                record = await scheduler.submit(workflow_of(entry), file=entry.file)
+                workflow = workflow_of(entry)
+                if second_submission_scenario(entry):
+                    # Its step takes milliseconds here (seconds in a pod): it starts suspended so that it
+                    # surely holds its lock while the second copy is submitted, and is resumed after.
+                    workflow = workflow.model_copy(update={"spec": workflow.spec.model_copy(update={"suspend": True})})
+                record = await scheduler.submit(workflow, SubmitOptions(namespace=entry.namespace), file=entry.file)
                 timeout = float(entry.raw.get("max_seconds") or 60)
                 seen: set[str] = set()
                 watcher = asyncio.create_task(watch_messages(scheduler, record.namespace, record.name, seen))
@@ -144,11 +150,15 @@ async def watch_messages(scheduler: Scheduler, namespace: str, name: str, seen: 
         await asyncio.sleep(0.05)
 
 
+def second_submission_scenario(entry: Entry) -> dict[str, Any] | None:
+    return next((s for s in entry.raw.get("scenarios") or [] if str(s.get("driver", "")).startswith("second-submission")), None)
+
+
 async def second_submission(scheduler: Scheduler, entry: Entry, namespace: str, name: str, timeout: float) -> list[str]:
     """SUITE.yaml's ``second-submission`` scenario: once the first run holds its lock, a second copy
     must wait Pending with Argo's message and ``status.synchronization.<kind>.waiting``, and both end
     Succeeded."""
-    scenario = next((s for s in entry.raw.get("scenarios") or [] if str(s.get("driver", "")).startswith("second-submission")), None)
+    scenario = second_submission_scenario(entry)
     if scenario is None:
         return []
 
@@ -158,7 +168,7 @@ async def second_submission(scheduler: Scheduler, entry: Entry, namespace: str, 
         return record.phase.done or any((section or {}).get("holding") for section in sync.values())
 
     await eventually(holding, timeout=timeout, what="the first run to hold its lock")
-    second = await scheduler.submit(workflow_of(entry), file=entry.file)
+    second = await scheduler.submit(workflow_of(entry), SubmitOptions(namespace=namespace), file=entry.file)
     expect = scenario.get("expect") or {}
     waiting = expect.get("second_copy_while_waiting") or {}
     problems: list[str] = []
@@ -168,6 +178,7 @@ async def second_submission(scheduler: Scheduler, entry: Entry, namespace: str, 
         return record.message is not None or record.phase.done
 
     await eventually(waits, timeout=timeout, what="the second copy to wait")
+    await scheduler.resume(namespace, name)
     record, _ = await scheduler.get(second.namespace, second.name)
     if "phase" in waiting and record.phase.value != waiting["phase"]:
         problems.append(f"second copy: phase {record.phase.value}, expected {waiting['phase']} while the first holds the lock")
