@@ -127,3 +127,10 @@ def test_semaphore_holders_survive_kill9_and_nothing_is_lost(tmp_path: Path, mar
         current += step
         most = max(most, current)
     assert most == 2
+    # No slot idles: whenever a run ends (not by the kill) while a workflow has yet to start, another
+    # run starts within 2 s.
+    starts = sorted(t for t, step in edges if step == 1)
+    firsts = sorted(min(float(line.split()[1]) for line in (marks / f"wf{i}").read_text().splitlines()) for i in range(WORKFLOWS))
+    for end in (t for t, step in edges if step == -1 and t != killed_at):
+        if any(first > end for first in firsts):
+            assert any(end <= s <= end + 2 for s in starts), f"nothing started within 2 s of the run ending at {end}"
