@@ -176,16 +176,17 @@ class SyncManager:
         return sorted(set(wake))
 
     def release_where(self, keep: Any, workflow: str) -> list[str]:
-        """Release the holders of ``workflow`` for which ``keep(holder)`` is false."""
+        """Release the holders of ``workflow`` for which ``keep(holder)`` is false; the workflows
+        that may go on, this one included (its own waiting nodes may take the slots it freed)."""
         doomed = {h for h in self.holders_of(workflow) if not keep(h)}
         wake: list[str] = []
         for holder in doomed:
             wake.extend(self.release(holder))
-        return sorted(set(wake) - {workflow})
+        return sorted(set(wake))
 
     def release_workflow(self, workflow: str) -> list[str]:
-        """Drop every hold and wait of one workflow (it ended or was deleted)."""
-        return self.release_where(lambda _: False, workflow)
+        """Drop every hold and wait of one workflow (it ended or was deleted); the others that may go on."""
+        return [w for w in self.release_where(lambda _: False, workflow) if w != workflow]
 
     def holders_of(self, workflow: str) -> set[str]:
         return {

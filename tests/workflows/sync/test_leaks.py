@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.poll import eventually
 from tests.workflows.lifecycle.helpers import IMAGE, workflow
-from tests.workflows.sync.test_concurrency import finish_all, span, spans, started
+from tests.workflows.sync.helpers import finish_all, span, spans, started
 from workflows.models import Workflow
 from workflows.scheduler import Scheduler, WorkflowNotFound
 from workflows.status import WorkflowPhase

@@ -79,13 +79,19 @@ def test_two_locks_waiting_for_one_holds_neither() -> None:
     assert _row(sync, "default/Mutex/b")["holders"] == ["default/a"]
 
 
-def test_two_locks_waiting_for_one_leaves_the_other_free_for_others() -> None:
+def test_a_waiter_for_two_locks_holds_neither_but_keeps_its_place_in_both() -> None:
+    """Argo's rule (#13630): a holder that waits for several locks keeps its place at the head of each
+    queue, so a newer holder wanting only the free one waits behind it instead of starving it."""
     sync = SyncManager()
     assert _take(sync, "default/x", MUTEX_B, created=0) is None
     # a (older) waits for b; meanwhile c (newer) wants only a's free mutex "a".
     assert _take(sync, "default/a", MUTEX_A, MUTEX_B, created=1) is not None
+    assert _row(sync, "default/Mutex/a")["holders"] == []  # a holds nothing while it waits
+    assert _take(sync, "default/c", MUTEX_A, created=2) is not None
+    assert sync.release("default/x") == ["a"]
+    assert _take(sync, "default/a", MUTEX_A, MUTEX_B, created=1) is None
+    assert sync.release("default/a") == ["c"]
     assert _take(sync, "default/c", MUTEX_A, created=2) is None
-    assert _row(sync, "default/Mutex/a")["holders"] == ["default/c"]
 
 
 def test_waiters_are_ranked_by_priority_then_creation() -> None:
