@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 from eventbus import BusError, JetStreamBus
 from eventflow.api.errors import ApiError, error_response
 from eventflow.api.artifacts import routes as artifact_routes
+from eventflow.api.event_sources import routes as event_source_routes
 from eventflow.api.sync import routes as sync_routes
 from eventflow.api.workflows import routes as workflow_routes
 from eventflow.database import ping
@@ -112,7 +113,12 @@ DOMAIN_ERRORS: dict[Any, Any] = {
 def build_app(state: AppState) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
     if "scheduler" in state.extra:
-        routes += workflow_routes() + artifact_routes() + sync_routes()
+        routes += workflow_routes() + artifact_routes() + sync_routes() + event_source_routes()
+    sources = state.extra.get("sources")
+    if sources is not None:
+        # Webhook endpoints without a port of their own: every path the API does not serve.
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        routes.append(Route("/{path:path}", sources.http.main_dispatch, methods=methods))
     app = Starlette(
         routes=routes,
         exception_handlers={ApiError: api_error, **DOMAIN_ERRORS, 404: not_found, 405: method_not_allowed, 500: server_error},

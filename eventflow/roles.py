@@ -12,11 +12,13 @@ from typing import Protocol
 import uvicorn
 from starlette.applications import Starlette
 
+from sources.runtime import SourceRuntime
 from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
 from workflows.scheduler import Scheduler
+from workflows.store import WorkflowStore
 
-__all__ = ["HttpRole", "Role", "SchedulerRole"]
+__all__ = ["HttpRole", "Role", "SchedulerRole", "SourcesRole"]
 
 log = logging.getLogger("eventflow")
 
@@ -94,3 +96,24 @@ class SchedulerRole:
         await self.cron.stop()
         await self.scheduler.stop()
         self.executor.close()
+
+
+class SourcesRole:
+    """Event sources: every stored EventSource starts listening; one that cannot (its port taken
+    since, a secret gone) is logged and left stopped rather than failing the server."""
+
+    name = "sources"
+
+    def __init__(self, runtime: SourceRuntime, store: WorkflowStore) -> None:
+        self.runtime = runtime
+        self.store = store
+
+    async def start(self) -> None:
+        for record in await self.store.list_resources("EventSource"):
+            try:
+                await self.runtime.apply(record.manifest, record.namespace, where=f"EventSource {record.namespace}/{record.name}")
+            except Exception as exc:  # noqa: BLE001 - one bad resource must not keep the others down
+                log.error("event source %s/%s not started: %s", record.namespace, record.name, exc)
+
+    async def stop(self) -> None:
+        await self.runtime.close()

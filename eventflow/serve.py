@@ -25,7 +25,10 @@ from eventflow.config import ServerConfig
 from eventflow.database import open_engine, ping
 from eventflow.errors import EventflowError, StartupError
 from eventflow.http import AppState, build_app
-from eventflow.roles import HttpRole, Role, SchedulerRole
+from eventflow.roles import HttpRole, Role, SchedulerRole, SourcesRole
+from sources.http import WebhookServer
+from sources.runtime import SourceRuntime
+from sources.secrets import Secrets
 from workflows.artifacts.repositories import Repositories
 from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
@@ -101,6 +104,10 @@ class _Shutdown:
             self.event.set()
 
 
+# The main server's own paths: a webhook endpoint served on the main port may not take them.
+RESERVED_PATHS = ("/api", "/artifact-files", "/artifacts", "/healthz", "/readyz", "/openapi.json")
+
+
 async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None = None) -> int:
     """Run until SIGINT/SIGTERM (exit 0) or a fatal error (exit 1). SIGHUP re-reads the configuration
     (``reload``) and applies what can change at run time: the scheduler's caps on running workflows."""
@@ -151,10 +158,16 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
         if reload is not None:
             loop.add_signal_handler(signal.SIGHUP, _reload_caps, scheduler, reload)
         cron = CronRunner(scheduler)
-        extra = {"scheduler": scheduler, "cron": cron}
+        extra: dict[str, object] = {"scheduler": scheduler, "cron": cron}
+        if "sources" in config.roles:
+            webhooks = WebhookServer(config.host, main_port=sock.getsockname()[1], reserved=RESERVED_PATHS)
+            runtime = SourceRuntime(bus, webhooks, Secrets(data_dir / "secrets"))
+            extra["sources"] = runtime
         state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra)
         if "scheduler" in config.roles:
             roles.append(SchedulerRole(scheduler, executor, cron))
+        if "sources" in config.roles:
+            roles.append(SourcesRole(runtime, store))
         if "http" in config.roles:
             roles.append(HttpRole(build_app(state), sock, grace_seconds=config.shutdown_grace_seconds))
         for role in roles:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from eventflow.cli import artifact_cmds, cron_cmds, serve_cmd, sync_cmds, workflow_cmds
+from eventflow.cli import artifact_cmds, cron_cmds, event_source_cmds, serve_cmd, sync_cmds, workflow_cmds
 from eventflow.errors import EventflowError
 
 __all__ = ["main"]
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     cron_cmds.register(commands)
     artifact_cmds.register(commands)
     sync_cmds.register(commands)
+    event_source_cmds.register(commands)
     return parser
 
 

@@ -14,6 +14,7 @@ import yaml
 from eventflow.cli.client import ApiClient, add_client_flags
 from eventflow.cli.render import duration, node_tree, summary, table
 from eventflow.errors import EventflowError, UsageError
+from sources.spec import EventSourceError, validate_event_source
 from workflows.errors import LintError, SpecError, SpecWarning
 from workflows.lint import lint
 from workflows.loader import load_file
@@ -209,6 +210,13 @@ def cmd_lint(args: argparse.Namespace) -> int:
     templates = {d.metadata.name: d for _, d in docs if isinstance(d, (WorkflowTemplate, ClusterWorkflowTemplate))}
     failed = 0
     for file, doc in docs:
+        if getattr(doc, "kind", None) == "EventSource":
+            try:
+                validate_event_source(doc.model_dump(by_alias=True, exclude_none=True, mode="json"), file)
+            except EventSourceError as exc:
+                failed += 1
+                print(str(exc), file=sys.stderr)
+            continue
         findings = lint(doc, templates_lookup=templates.get if templates else None, expression_check=expression_check)
         if findings:
             failed += 1
@@ -224,8 +232,9 @@ _PATHS = {
     "ClusterWorkflowTemplate": "/api/v1/cluster-workflow-templates",
     "ConfigMap": "/api/v1/config-maps/{ns}",
     "CronWorkflow": "/api/v1/cron-workflows/{ns}",
+    "EventSource": "/api/v1/event-sources/{ns}",
 }
-_BODY_FIELD = {"ConfigMap": "configMap", "CronWorkflow": "cronWorkflow"}
+_BODY_FIELD = {"ConfigMap": "configMap", "CronWorkflow": "cronWorkflow", "EventSource": "eventSource"}
 
 
 def _files(paths: list[str]) -> list[str]:
