@@ -10,36 +10,79 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
-
-__all__ = ["Handler", "PortInUse", "WebhookServer"]
+__all__ = ["Handler", "Incoming", "PortInUse", "WebhookServer", "respond"]
 
 log = logging.getLogger("sources.http")
 
-Handler = Callable[[Request], Awaitable[Response]]
 MAIN = 0  # the main server's port, whatever its number
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class Incoming:
+    """One request, straight from the ASGI scope: a webhook endpoint needs no more than this, and
+    skipping a framework's request and response objects doubles what one core can take."""
+
+    __slots__ = ("headers", "method", "path", "query", "receive")
+
+    def __init__(self, scope: dict[str, Any], receive: Receive) -> None:
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query: str = scope.get("query_string", b"").decode("latin-1")
+        self.receive = receive
+        headers: dict[str, list[str]] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+        self.headers = headers
+
+    def header(self, name: str) -> str:
+        """The first value of a header (``name`` in lower case), or ''."""
+        values = self.headers.get(name)
+        return values[0] if values else ""
+
+
+Handler = Callable[[Incoming, Send], Awaitable[None]]
+
+
+async def respond(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
 
 
 class PortInUse(OSError):
     """A source's port cannot be bound (in use by the server, another source or another process)."""
 
 
+class _PortApp:
+    """The ASGI app of one port: ``GET /health``, and every other path to the endpoints."""
+
+    def __init__(self, server: WebhookServer, port: int | None) -> None:
+        self.server, self.port = server, port
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/health" and scope["method"] == "GET" and self.port is not None:
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"OK"})
+            return
+        await self.server.handle(self.port, Incoming(scope, receive), send)
+
+
 class _Listener:
-    def __init__(self, port: int, host: str, dispatch: Handler) -> None:
+    def __init__(self, port: int, host: str, app: _PortApp) -> None:
         self.port = port
         self.host = host
-        self.app = Starlette(routes=[
-            Route("/health", lambda _: PlainTextResponse("OK"), methods=["GET"]),
-            Route("/{path:path}", dispatch, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
-        ])  # fmt: skip
+        self.app = app
         self.server: Any = None
         self.task: asyncio.Task[None] | None = None
 
@@ -98,7 +141,7 @@ class WebhookServer:
             if key in self._routes:
                 raise ValueError(f"endpoint {path} on port {port or 'of the server'} is already served by another event")
             if port is not None and port not in self._listeners:
-                listener = _Listener(port, self.host, self._dispatcher(port))
+                listener = _Listener(port, self.host, _PortApp(self, port))
                 await listener.start()
                 self._listeners[port] = listener
             self._routes[key] = handler
@@ -111,21 +154,17 @@ class WebhookServer:
                 if listener is not None:
                     await listener.stop()
 
-    def _dispatcher(self, port: int) -> Handler:
-        async def dispatch(request: Request) -> Response:
-            return await self.handle(port, request)
-
-        return dispatch
-
-    async def handle(self, port: int | None, request: Request) -> Response:
-        handler = self._routes.get((port or MAIN, request.url.path))
+    async def handle(self, port: int | None, request: Incoming, send: Send) -> None:
+        handler = self._routes.get((port or MAIN, request.path))
         if handler is None:
-            return JSONResponse({"code": 5, "message": f"no event source serves {request.url.path}"}, status_code=404)
-        return await handler(request)
+            await respond(send, 404, {"code": 5, "message": f"no event source serves {request.path}"})
+            return
+        await handler(request, send)
 
-    async def main_dispatch(self, request: Request) -> Response:
-        """For the main server's app: its fallback route."""
-        return await self.handle(None, request)
+    @property
+    def main_dispatch(self) -> _PortApp:
+        """For the main server's app: the ASGI app of its fallback route."""
+        return _PortApp(self, None)
 
     async def close(self) -> None:
         async with self._lock:

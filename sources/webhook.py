@@ -24,11 +24,10 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
 
 from eventbus import BusError, InvalidEvent
 from sources.base import EmitEvent, Emitted, EventRef, SourceContext, register
+from sources.http import Incoming, Send, respond
 from sources.secrets import SecretRef
 
 __all__ = ["WebhookConfig", "WebhookSource"]
@@ -165,7 +164,7 @@ class WebhookSource:
 
     # -- one request --------------------------------------------------------------------------
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Incoming, send: Send) -> None:
         self.stats.received += 1
         try:
             if request.method != self.config.method:
@@ -184,34 +183,35 @@ class WebhookSource:
             except BusError as exc:
                 raise _Reject(503, "bus", f"the event could not be stored: {exc}", {"Retry-After": "1"}) from None
             self.stats.stored(time.perf_counter() - started, duplicate=ack.duplicate)
-            return JSONResponse({"id": event_id, "subject": subject})
+            await respond(send, 200, {"id": event_id, "subject": subject})
         except _Reject as rejected:
             self.stats.reject(rejected.reason)
             log.info("%s/%s %s: %s %s rejected (%d): %s", self.ref.namespace, self.ref.source, self.ref.event_name,
-                     request.method, request.url.path, rejected.status, rejected.message)  # fmt: skip
-            body = {"code": rejected.status, "message": rejected.message}
-            return JSONResponse(body, status_code=rejected.status, headers=rejected.headers)
+                     request.method, request.path, rejected.status, rejected.message)  # fmt: skip
+            await respond(send, rejected.status, {"code": rejected.status, "message": rejected.message}, rejected.headers)
 
-    async def _read(self, request: Request) -> bytes:
+    async def _read(self, request: Incoming) -> bytes:
         limit = self.config.max_payload_size
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        declared = request.header("content-length")
+        if declared.isdigit() and int(declared) > limit:
             raise _Reject(413, "too-large", f"body of {declared} bytes is over the limit of {limit} bytes (maxPayloadSize)")
         chunks: list[bytes] = []
         size = 0
-        try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _Reject(413, "too-large", f"body is over the limit of {limit} bytes (maxPayloadSize)")
-                chunks.append(chunk)
-        except ClientDisconnect:
-            raise _Reject(400, "disconnected", "the client went away before sending the whole body") from None
-        return b"".join(chunks)
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                raise _Reject(400, "disconnected", "the client went away before sending the whole body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _Reject(413, "too-large", f"body is over the limit of {limit} bytes (maxPayloadSize)")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _authenticate(self, request: Request, raw: bytes) -> None:
+    def _authenticate(self, request: Incoming, raw: bytes) -> None:
         if self._token is not None:
-            given = request.headers.get("authorization", "")
+            given = request.header("authorization")
             scheme, _, token = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), self._token):
                 raise _Reject(401, "auth", "missing or wrong bearer token", {"WWW-Authenticate": "Bearer"})
@@ -220,24 +220,21 @@ class WebhookSource:
             return
         if sig.github is not None:
             expected = "sha256=" + hmac.new(self._signing, raw, hashlib.sha256).hexdigest()
-            given = request.headers.get("x-hub-signature-256", "")
+            given = request.header("x-hub-signature-256")
             if not hmac.compare_digest(given.encode(), expected.encode()):
                 raise _Reject(401, "signature", "missing or wrong X-Hub-Signature-256")
         elif sig.gitlab is not None:
-            if not hmac.compare_digest(request.headers.get("x-gitlab-token", "").encode(), self._signing):
+            if not hmac.compare_digest(request.header("x-gitlab-token").encode(), self._signing):
                 raise _Reject(401, "signature", "missing or wrong X-Gitlab-Token")
         elif sig.hmac is not None:
             digest = hmac.new(self._signing, raw, getattr(hashlib, sig.hmac.algorithm)).hexdigest()
-            given = request.headers.get(sig.hmac.header, "")
+            given = request.header(sig.hmac.header.lower())
             if not hmac.compare_digest(given.encode(), (sig.hmac.prefix + digest).encode()):
                 raise _Reject(401, "signature", f"missing or wrong {sig.hmac.header}")
 
-    def _event(self, request: Request, raw: bytes) -> Emitted:
-        headers: dict[str, list[str]] = {}
-        for name, value in request.headers.items():
-            canonical = "-".join(part.capitalize() for part in name.split("-"))
-            headers.setdefault(canonical, []).append(MASKED if name == "authorization" else value)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    def _event(self, request: Incoming, raw: bytes) -> Emitted:
+        headers = {_canonical(name): ([MASKED] * len(values) if name == "authorization" else values) for name, values in request.headers.items()}
+        content_type = request.header("content-type").split(";")[0].strip().lower()
         attributes: dict[str, Any] = {}
         encoding: str | None = None
         if content_type == "application/cloudevents+json":  # CloudEvents, structured mode
@@ -251,19 +248,30 @@ class WebhookSource:
                 body = envelope.get("data")
         else:
             if request.method == "GET" and not raw:
-                body: Any = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(request.url.query).items()}
+                body: Any = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(request.query).items()}
             else:
                 body, encoding = _decode(content_type, raw)
             # CloudEvents, binary mode: ce-* headers are the attributes.
-            attributes = {name[3:]: value for name, value in request.headers.items() if name.startswith("ce-")}
+            attributes = {name[3:]: values[0] for name, values in request.headers.items() if name.startswith("ce-")}
         data: dict[str, Any] = {"header": headers, "body": body, "metadata": dict(self.config.metadata or {})}
         if encoding:
             data["bodyEncoding"] = encoding
-        delivery = (
-            request.headers.get("x-github-delivery") or attributes.get("id") or request.headers.get("idempotency-key")
-        )
+        delivery = request.header("x-github-delivery") or attributes.get("id") or request.header("idempotency-key")
         kept = {k: v for k, v in attributes.items() if k not in ("id", "specversion")}
         return Emitted(data=data, id=str(delivery) if delivery else None, attributes=kept)
+
+
+_CANONICAL: dict[str, str] = {}
+
+
+def _canonical(name: str) -> str:
+    """Go's canonical header name (``content-type`` -> ``Content-Type``), as Argo's events show them."""
+    found = _CANONICAL.get(name)
+    if found is None:
+        found = "-".join(part.capitalize() for part in name.split("-"))
+        if len(_CANONICAL) < 4096:
+            _CANONICAL[name] = found
+    return found
 
 
 def _json(raw: bytes) -> Any:
