@@ -90,10 +90,25 @@ def register(cls: type[Any]) -> type[Any]:
     return cls
 
 
-def kinds() -> dict[str, type[Any]]:
-    """Every registered kind by YAML key (the modules of this package are imported first)."""
-    from sources import webhook  # noqa: F401  (each registers itself)
+# Modules of this package that are machinery, not kinds.
+_NOT_KINDS = frozenset({"base", "http", "runtime", "secrets", "spec", "stats"})
+_discovered = False
 
+
+def kinds() -> dict[str, type[Any]]:
+    """Every registered kind by YAML key. Each module of this package that is not machinery is a
+    kind and registers itself on import, so adding a kind is adding its module, nothing else."""
+    global _discovered
+    if not _discovered:
+        import importlib
+        import pkgutil
+
+        import sources
+
+        for module in pkgutil.iter_modules(sources.__path__):
+            if module.name not in _NOT_KINDS and not module.name.startswith("_"):
+                importlib.import_module(f"sources.{module.name}")
+        _discovered = True
     return dict(_KINDS)
 
 
