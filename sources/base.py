@@ -59,6 +59,7 @@ class SourceContext:
     http: Any  # sources.http.WebhookServer
     secrets: Any  # sources.secrets.Secrets
     stats: Any  # sources.stats.EventStats of this event
+    bus: Any = None  # eventbus.JetStreamBus, for a kind's own state in KV (a calendar's last fire time)
 
 
 class Source(Protocol):

@@ -90,7 +90,7 @@ class SourceRuntime:
     async def _start(self, event: ValidEvent, previous: _Running | None) -> _Running:
         stats = previous.stats if previous is not None else EventStats()
         kind = kinds()[event.ref.kind]
-        instance = kind(event.ref, event.config, SourceContext(http=self.http, secrets=self.secrets, stats=stats))
+        instance = kind(event.ref, event.config, SourceContext(http=self.http, secrets=self.secrets, stats=stats, bus=self.bus))
         await instance.start(self._emitter(event.ref, stats))
         return _Running(event, instance, stats)
 
