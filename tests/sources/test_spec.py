@@ -90,3 +90,13 @@ def test_lint_command_on_the_examples(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "eventflow.cli", "lint", str(EXAMPLES / "github.yaml")], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [f"{EXAMPLES / 'github.yaml'}: spec.github: event source kind 'github' is not supported (supported: webhook)"]
+
+
+def test_our_own_examples_validate() -> None:
+    from tests.support.server_proc import REPO
+
+    files = sorted((REPO / "examples" / "event-sources").glob("*.yaml"))
+    assert files
+    for path in files:
+        for doc in yaml.safe_load_all(path.read_text()):
+            assert validate_event_source(doc, str(path))
