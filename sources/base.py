@@ -9,7 +9,6 @@ stored it), and ``stop()`` ends listening, letting events in flight finish.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 

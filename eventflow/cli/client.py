@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
 from eventflow.errors import EventflowError
 
-__all__ = ["ApiClient", "add_client_flags"]
+__all__ = ["ApiClient", "add_client_flags", "add_get_command"]
 
 DEFAULT_SERVER = "http://127.0.0.1:2746"
 
@@ -57,3 +59,21 @@ class ApiClient:
         if response.status_code >= 400:
             raise EventflowError(response.json().get("message", response.text))
         return response.text
+
+
+def add_get_command(verbs: Any, help_text: str, base: Callable[[ApiClient], str]) -> None:
+    """``get NAME [-o yaml|json]``: one resource as the API returns it, under ``base(client)/NAME``."""
+
+    def run(args: argparse.Namespace) -> int:
+        import yaml
+
+        client = ApiClient(args)
+        item = client.request("GET", f"{base(client)}/{args.name}")
+        print(json.dumps(item, indent=2) if args.output == "json" else yaml.safe_dump(item, sort_keys=False).rstrip())
+        return 0
+
+    p = verbs.add_parser("get", help=help_text)
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    add_client_flags(p)
+    p.set_defaults(run=run)

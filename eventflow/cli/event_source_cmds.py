@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-import yaml
 
-from eventflow.cli.client import ApiClient, add_client_flags
+from eventflow.cli.client import ApiClient, add_client_flags, add_get_command
 from eventflow.cli.render import table
 
 __all__ = ["register"]
@@ -38,13 +36,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_get(args: argparse.Namespace) -> int:
-    client = ApiClient(args)
-    item: dict[str, Any] = client.request("GET", f"{_base(client)}/{args.name}")
-    print(json.dumps(item, indent=2) if args.output == "json" else yaml.safe_dump(item, sort_keys=False).rstrip())
-    return 0
-
-
 def cmd_delete(args: argparse.Namespace) -> int:
     client = ApiClient(args)
     for name in args.names:
@@ -59,11 +50,7 @@ def register(commands: Any) -> None:
     p = verbs.add_parser("list", help="EventSources with per-event counters")
     add_client_flags(p)
     p.set_defaults(run=cmd_list)
-    p = verbs.add_parser("get", help="one EventSource with its status")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
-    add_client_flags(p)
-    p.set_defaults(run=cmd_get)
+    add_get_command(verbs, "one EventSource with its status", _base)
     p = verbs.add_parser("delete", help="stop and delete EventSources")
     p.add_argument("names", nargs="+", metavar="NAME")
     add_client_flags(p)
