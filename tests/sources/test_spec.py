@@ -89,7 +89,8 @@ def test_lint_command_on_the_examples(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run([sys.executable, "-m", "eventflow.cli", "lint", str(EXAMPLES / "github.yaml")], cwd=REPO, capture_output=True, text=True)
     assert bad.returncode == 1
-    assert bad.stderr.strip().splitlines() == [f"{EXAMPLES / 'github.yaml'}: spec.github: event source kind 'github' is not supported (supported: webhook)"]
+    supported = ", ".join(sorted(kinds()))
+    assert bad.stderr.strip().splitlines() == [f"{EXAMPLES / 'github.yaml'}: spec.github: event source kind 'github' is not supported (supported: {supported})"]
 
 
 def test_our_own_examples_validate() -> None:
