@@ -48,7 +48,7 @@ from eventbus import BusError, InvalidEvent
 from sources.base import EmitEvent, Emitted, EventRef, SourceContext, register
 from sources.secrets import SecretRef
 from sources.spec import EventSourceError
-from workflows.durations import parse_duration
+from sources.calendar import parse_go_duration
 
 __all__ = ["AmqpConfig", "AmqpSource", "Backoff", "BasicAuth", "Refused", "Upstream", "decode_body"]
 
@@ -84,7 +84,7 @@ class Backoff(BaseModel):
         if isinstance(value, int):
             return value / 1e9
         if isinstance(value, str):
-            return parse_duration(value)
+            return parse_go_duration(value).total_seconds()
         return value
 
     @field_validator("factor", "jitter", mode="before")

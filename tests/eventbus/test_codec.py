@@ -34,7 +34,9 @@ def test_codec_structured_mode_is_plain_json_without_nulls() -> None:
 
 
 def test_codec_headers_carry_event_id_for_dedup() -> None:
-    assert headers_for(CloudEvent(id="abc", source="s", type="t"))[HEADER_MSG_ID] == "abc"
+    assert headers_for(CloudEvent(id="abc", source="s", type="t"))[HEADER_MSG_ID] == "default///abc"
+    scoped = CloudEvent(id="abc", source="s", type="t", namespace="ns", eventsource="queue-a", eventname="orders")
+    assert headers_for(scoped)[HEADER_MSG_ID] == "ns/queue-a/orders/abc"
 
 
 @pytest.mark.parametrize(

@@ -329,11 +329,6 @@ async def test_amqp_auto_ack_warns_of_at_most_once(sources: Sources, broker: Bro
     await eventually(lambda: _count_is(sources, 1), what="the event")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JetStream de-duplicates on the bare event id (eventbus/codec.py Nats-Msg-Id), so two sources that "
-    "receive the same messageId store it once; the id needs scoping by namespace/source/event in the codec",
-)
 async def test_amqp_same_message_id_in_two_sources_is_stored_for_each(sources: Sources, broker: Broker) -> None:
     fanout = broker.name("exchange", "fanout")
     first, second = broker.name("queue", "a"), broker.name("queue", "b")
