@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import random
 import time
@@ -45,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from yarl import URL
 
 from eventbus import BusError, InvalidEvent
+from sources._upstream import decode_body, describe, reject_filter, reject_tls
 from sources.base import EmitEvent, Emitted, EventRef, SourceContext, register
 from sources.secrets import SecretRef
 from sources.spec import EventSourceError
@@ -106,37 +106,14 @@ class BasicAuth(BaseModel):
     password: SecretRef
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
-def decode_body(raw: bytes, json_body: bool) -> tuple[Any, str | None]:
-    """(body, bodyEncoding), never a silent lossy decode; the same rule as ``sources/redis.py``.
-
-    ``json_body``: the parsed JSON (empty -> ``None``); not JSON -> the text marked ``"text"``, or
-    base64 marked ``"base64"`` when it is not UTF-8 either. Otherwise: the UTF-8 text, or base64
-    marked ``"base64"``.
-    """
-    if json_body:
-        if not raw:
-            return None, None
-        try:
-            return json.loads(raw, parse_constant=_no_constant), None
-        except ValueError:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity
-            pass
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode(), "base64"
-    return text, ("text" if json_body else None)
 
 
 def unsupported(tls: dict[str, Any] | None, filter_: dict[str, Any] | None, kind: str) -> None:
     """Argo fields a queue source accepts in the schema but eventflow does not implement yet."""
-    if tls and tls.get("enabled", True) is not False:
-        raise ValueError(f"tls: TLS is not supported yet by the {kind} source; connect over plain TCP (a private network, or a local TLS-terminating proxy)")
-    if filter_ is not None:
-        raise ValueError("filter: source-side filters are not supported; filter in the sensor (CEL)")
+    reject_tls(tls, f"the {kind} broker")
+    reject_filter(filter_)
 
 
 class Refused(Exception):
@@ -248,15 +225,12 @@ class Upstream:
                 attempt = 0
             delay = self.backoff.delay(attempt)
             attempt += 1
-            self.state, self.last_error = "retrying", _describe(error)
+            self.state, self.last_error = "retrying", describe(error)
             level = logging.ERROR if isinstance(error, Refused) else logging.WARNING
             self.log.log(level, "%s: %s: %s; ↻ reconnecting in %.2fs (attempt %d)", self._label, self.what, self.last_error, delay, attempt)
             await asyncio.sleep(delay)
 
 
-def _describe(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def rfc3339(moment: datetime | None) -> str:
@@ -441,7 +415,7 @@ class AmqpSource:
                 iterator = queue.iterator(no_ack=consume.auto_ack, exclusive=consume.exclusive, consumer_tag=consume.consumer_tag or None)
                 await iterator.consume()
             except ChannelClosed as exc:
-                raise Refused(_describe(exc)) from None
+                raise Refused(describe(exc)) from None
             cancelled: list[asyncio.Future[None]] = []
 
             def on_cancel(frame: Any) -> None:  # e.g. the queue was deleted: start over, declaring it again

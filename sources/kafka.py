@@ -36,7 +36,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from eventbus import BusError, InvalidEvent
-from sources.amqp import CLOSE_SECONDS, Backoff, Refused, Upstream, decode_body, rfc3339, unsupported
+from sources._upstream import decode_body
+from sources.amqp import CLOSE_SECONDS, Backoff, Refused, Upstream, rfc3339, unsupported
 from sources.base import EmitEvent, Emitted, EventRef, SourceContext, register
 from sources.spec import EventSourceError
 

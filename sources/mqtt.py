@@ -34,15 +34,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from eventbus import BusError, InvalidEvent, new_event_id
-from sources.amqp import (
-    FIRST_CONNECT_SECONDS,
-    Backoff,
-    BasicAuth,
-    Refused,
-    Upstream,
-    decode_body,
-    unsupported,
-)
+from sources._upstream import decode_body
+from sources.amqp import FIRST_CONNECT_SECONDS, Backoff, BasicAuth, Refused, Upstream, unsupported
 from sources.base import EmitEvent, Emitted, EventRef, SourceContext, register
 
 __all__ = ["MqttConfig", "MqttSource"]

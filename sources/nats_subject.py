@@ -44,7 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from eventbus import BusError
 from sources.base import EmitEvent, Emitted, EventRef, SourceContext, register
-from sources.redis import Backoff, Listener, decode_body, describe, reject_filter, reject_tls
+from sources._upstream import decode_body, describe, reject_filter, reject_tls
+from sources.redis import Backoff, Listener
 from sources.secrets import SecretRef
 
 __all__ = ["NatsConfig", "NatsSource"]

@@ -22,9 +22,7 @@ This module also holds what the other upstream kinds share (:func:`decode_body`,
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
 import re
 import time
@@ -38,6 +36,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from eventbus import BusError
+from sources._upstream import decode_body, describe, reject_filter, reject_tls
 from sources.base import EmitEvent, Emitted, EventRef, SourceContext, register
 from sources.secrets import SecretRef
 
@@ -56,29 +55,8 @@ _POLL_SECONDS = 1.0
 # -- shared by the upstream kinds ----------------------------------------------------------------
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
 
 
-def decode_body(raw: bytes, json_body: bool) -> tuple[Any, str | None]:
-    """A message body for event data, and its ``bodyEncoding`` when it is not what was asked for.
-
-    ``json_body``: the parsed JSON (empty -> ``None``); not JSON -> the text with ``"text"``, or base64
-    with ``"base64"`` when it is not UTF-8 either. Otherwise: the UTF-8 text, or base64 with
-    ``"base64"``.
-    """
-    if json_body:
-        if not raw:
-            return None, None
-        try:
-            return json.loads(raw, parse_constant=_no_constant), None
-        except ValueError:  # JSONDecodeError, UnicodeDecodeError, NaN/Infinity
-            pass
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        return base64.b64encode(raw).decode(), "base64"
-    return text, ("text" if json_body else None)
 
 
 class Backoff:
@@ -152,9 +130,6 @@ class Listener:
             self.first_attempt.set()
 
 
-def describe(exc: BaseException) -> str:
-    """``ConnectionError: Connection refused`` for log lines (never a password: clients do not echo it)."""
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def split_host(address: str) -> tuple[str, int]:
@@ -181,16 +156,8 @@ def connection_name(ref: EventRef) -> str:
     return re.sub(r"\s", "_", f"eventflow:{ref.namespace}/{ref.source}/{ref.event_name}")
 
 
-def reject_tls(tls: dict[str, Any] | None, what: str) -> None:
-    if tls and tls.get("enabled", True) is not False:
-        raise ValueError(
-            f"tls: TLS connections to {what} are not supported; reach it over a TLS proxy (stunnel, spiped) or a private network"
-        )
 
 
-def reject_filter(filter_: dict[str, Any] | None) -> None:
-    if filter_ is not None:
-        raise ValueError("filter: source-side filters are not supported; filter in the sensor (CEL)")
 
 
 # -- the redis kind ------------------------------------------------------------------------------

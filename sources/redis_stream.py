@@ -32,17 +32,8 @@ from redis.exceptions import RedisError, ResponseError
 
 from eventbus import BusError
 from sources.base import EmitEvent, Emitted, EventRef, SourceContext, register
-from sources.redis import (
-    Backoff,
-    Listener,
-    connection_name,
-    decode_body,
-    describe,
-    redis_client,
-    reject_filter,
-    reject_tls,
-    split_host,
-)
+from sources._upstream import decode_body, describe, reject_filter, reject_tls
+from sources.redis import Backoff, Listener, connection_name, redis_client, split_host
 from sources.secrets import SecretRef
 
 __all__ = ["RedisStreamConfig", "RedisStreamSource"]

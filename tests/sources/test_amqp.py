@@ -348,7 +348,7 @@ async def test_amqp_same_message_id_in_two_sources_is_stored_for_each(sources: S
         ({"url": "amqps://rabbit:5671"}, r"spec\.amqp\.x\.url: amqps:// \(TLS\) is not supported yet"),
         ({"url": None}, r"spec\.amqp\.x: give one of url or urlSecret"),
         ({"routingKey": None}, r"spec\.amqp\.x\.routingKey: Field required"),
-        ({"tls": {"caCertSecret": {"name": "ca", "key": "crt"}}}, r"spec\.amqp\.x: tls: TLS is not supported yet by the amqp source"),
+        ({"tls": {"caCertSecret": {"name": "ca", "key": "crt"}}}, r"spec\.amqp\.x: tls: TLS connections to the amqp broker are not supported"),
         ({"filter": {"expression": "true"}}, r"spec\.amqp\.x: filter: source-side filters are not supported"),
         ({"queueDeclare": {"arguments": "- a list"}}, r"spec\.amqp\.x\.queueDeclare\.arguments: expected a YAML mapping"),
         ({"connectionBackoff": {"duration": "soon"}}, r"spec\.amqp\.x\.connectionBackoff\.duration: invalid duration"),

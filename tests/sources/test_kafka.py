@@ -52,7 +52,7 @@ async def test_kafka_without_aiokafka_fails_the_apply_with_the_install_hint(sour
         ({"consumerGroup": None}, r"spec\.kafka\.x: give consumerGroup or partition"),
         ({"consumerGroup": None, "partition": "first"}, r"spec\.kafka\.x\.partition: expected a partition number"),
         ({"consumerGroup": {"groupName": "g", "rebalanceStrategy": "greedy"}}, r"spec\.kafka\.x\.consumerGroup\.rebalanceStrategy"),
-        ({"tls": {"caCertSecret": {"name": "ca", "key": "crt"}}}, r"spec\.kafka\.x: tls: TLS is not supported yet by the kafka source"),
+        ({"tls": {"caCertSecret": {"name": "ca", "key": "crt"}}}, r"spec\.kafka\.x: tls: TLS connections to the kafka broker are not supported"),
         ({"sasl": {"mechanism": "PLAIN"}}, r"spec\.kafka\.x: sasl/awsMskIamAuth: authenticated Kafka connections are not supported yet"),
         ({"config": "consumer:\n  fetch:\n    min: 1"}, r"spec\.kafka\.x: config: sarama settings do not apply"),
         ({"filter": {"expression": "true"}}, r"spec\.kafka\.x: filter: source-side filters are not supported"),

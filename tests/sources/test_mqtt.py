@@ -207,7 +207,7 @@ async def test_mqtt_credentials_from_secrets(sources: Sources, mqtt: Mqtt, monke
         ({"topic": None}, r"spec\.mqtt\.x\.topic: Field required"),
         ({"topic": "a/#/b"}, r"spec\.mqtt\.x\.topic: invalid topic filter"),
         ({"clientId": None}, r"spec\.mqtt\.x\.clientId: Field required"),
-        ({"tls": {"insecureSkipVerify": True}}, r"spec\.mqtt\.x: tls: TLS is not supported yet by the mqtt source"),
+        ({"tls": {"insecureSkipVerify": True}}, r"spec\.mqtt\.x: tls: TLS connections to the mqtt broker are not supported"),
         ({"filter": {"expression": "true"}}, r"spec\.mqtt\.x: filter: source-side filters are not supported"),
         ({"qos": 2}, r"spec\.mqtt\.x\.qos: Extra inputs are not permitted"),
     ],
