@@ -163,16 +163,14 @@ def connection_name(ref: EventRef) -> str:
 # -- the redis kind ------------------------------------------------------------------------------
 
 
-class RedisConfig(BaseModel):
-    """One entry of ``spec.redis`` (Argo's RedisEventSource)."""
+class RedisConnection(BaseModel):
+    """The fields every Redis kind has: where the server is, who we are, and what we refuse."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     host_address: str = Field(alias="hostAddress")
     db: int = Field(default=0, ge=0)
-    channels: list[str] = Field(min_length=1)
     password: SecretRef | None = None
     username: str | None = None
-    namespace: str | None = None  # where the password secret lives (default: the EventSource's)
     json_body: bool = Field(default=False, alias="jsonBody")
     metadata: dict[str, str] | None = None
     tls: dict[str, Any] | None = None
@@ -184,18 +182,25 @@ class RedisConfig(BaseModel):
         split_host(value)
         return value
 
+    @model_validator(mode="after")
+    def _unsupported(self) -> RedisConnection:
+        reject_tls(self.tls, "Redis")
+        reject_filter(self.filter)
+        return self
+
+
+class RedisConfig(RedisConnection):
+    """One entry of ``spec.redis`` (Argo's RedisEventSource)."""
+
+    channels: list[str] = Field(min_length=1)
+    namespace: str | None = None  # where the password secret lives (default: the EventSource's)
+
     @field_validator("channels")
     @classmethod
     def _channels(cls, value: list[str]) -> list[str]:
         if any(not c for c in value):
             raise ValueError("channel names must not be empty")
         return value
-
-    @model_validator(mode="after")
-    def _unsupported(self) -> RedisConfig:
-        reject_tls(self.tls, "Redis")
-        reject_filter(self.filter)
-        return self
 
 
 @register

@@ -27,14 +27,13 @@ import time
 from typing import Any, ClassVar
 
 import redis.asyncio as aioredis
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator
 from redis.exceptions import RedisError, ResponseError
 
 from eventbus import BusError
 from sources.base import EmitEvent, Emitted, EventRef, SourceContext, register
-from sources._upstream import decode_body, describe, reject_filter, reject_tls
-from sources.redis import Backoff, Listener, connection_name, redis_client, split_host
-from sources.secrets import SecretRef
+from sources._upstream import decode_body, describe
+from sources.redis import Backoff, Listener, RedisConnection, connection_name, redis_client
 
 __all__ = ["RedisStreamConfig", "RedisStreamSource"]
 
@@ -43,27 +42,12 @@ log = logging.getLogger("sources.redis_stream")
 BLOCK_MS = 1000  # one XREADGROUP waits this long for new entries
 
 
-class RedisStreamConfig(BaseModel):
+class RedisStreamConfig(RedisConnection):
     """One entry of ``spec.redisStream`` (Argo's RedisStreamEventSource, plus ``jsonBody``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-    host_address: str = Field(alias="hostAddress")
-    db: int = Field(default=0, ge=0)
     streams: list[str] = Field(min_length=1)
     consumer_group: str = Field(default="argo-events-cg", alias="consumerGroup", min_length=1)
     max_msg_count_per_read: int = Field(default=10, alias="maxMsgCountPerRead", ge=1)
-    password: SecretRef | None = None
-    username: str | None = None
-    json_body: bool = Field(default=False, alias="jsonBody")
-    metadata: dict[str, str] | None = None
-    tls: dict[str, Any] | None = None
-    filter: dict[str, Any] | None = None
-
-    @field_validator("host_address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        split_host(value)
-        return value
 
     @field_validator("streams")
     @classmethod
@@ -73,12 +57,6 @@ class RedisStreamConfig(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("a stream is listed twice")
         return value
-
-    @model_validator(mode="after")
-    def _unsupported(self) -> RedisStreamConfig:
-        reject_tls(self.tls, "Redis")
-        reject_filter(self.filter)
-        return self
 
 
 class _Undelivered(Exception):
