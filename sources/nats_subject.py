@@ -212,14 +212,10 @@ class NatsSource:
                     await self._consume(nc, backoff)
                 delay = 0.0
             except (nats.errors.Error, OSError, TimeoutError) as exc:
-                delay = backoff.next()
                 state = "lost the subscription at" if self.subscribed else "cannot subscribe at"
-                log.warning(
-                    "%s: %s NATS %s (%s); ↻ reconnecting in %.2fs", self.name, state, url, _reason(exc), delay
-                )
-            except Exception:  # a bug rather than the upstream: keep the source alive, and say so loudly
-                delay = backoff.next()
-                log.exception("%s: unexpected error; ↻ restarting in %.2fs", self.name, delay)
+                delay = backoff.lost(log, self.name, state, f"NATS {url}", _reason(exc))
+            except Exception:
+                delay = backoff.crashed(log, self.name)
             finally:
                 self.subscribed = False
                 self.listener.first_attempt.set()

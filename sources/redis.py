@@ -73,6 +73,18 @@ class Backoff:
     def reset(self) -> None:
         self._next = self.first
 
+    def lost(self, logger: logging.Logger, name: str, state: str, upstream: str, reason: str) -> float:
+        """The upstream failed: log it as a warning and return the delay before reconnecting."""
+        delay = self.next()
+        logger.warning("%s: %s %s (%s); ↻ reconnecting in %.2fs", name, state, upstream, reason, delay)
+        return delay
+
+    def crashed(self, logger: logging.Logger, name: str) -> float:
+        """Anything else is a bug rather than the upstream: keep the source alive, and say so loudly."""
+        delay = self.next()
+        logger.exception("%s: unexpected error; ↻ restarting in %.2fs", name, delay)
+        return delay
+
 
 class Listener:
     """The task that runs a kind's connect-and-consume loop, and its prompt stop.
@@ -253,19 +265,10 @@ class RedisSource:
                 await pubsub.subscribe(*cfg.channels)
                 await self._listen(pubsub, backoff)
             except (RedisError, OSError, TimeoutError) as exc:
-                delay = backoff.next()
                 state = "lost the connection to" if self.subscribed else "cannot subscribe at"
-                log.warning(
-                    "%s: %s redis %s (%s); ↻ reconnecting in %.2fs",
-                    self.name,
-                    state,
-                    cfg.host_address,
-                    describe(exc),
-                    delay,
-                )
-            except Exception:  # a bug rather than the upstream: keep the source alive, and say so loudly
-                delay = backoff.next()
-                log.exception("%s: unexpected error; ↻ restarting in %.2fs", self.name, delay)
+                delay = backoff.lost(log, self.name, state, f"redis {cfg.host_address}", describe(exc))
+            except Exception:
+                delay = backoff.crashed(log, self.name)
             else:
                 delay = 0.0
             finally:

@@ -114,19 +114,10 @@ class RedisStreamSource:
                 await self._consume(client, backoff)
                 delay = 0.0
             except (RedisError, OSError, TimeoutError) as exc:
-                delay = backoff.next()
                 state = "lost the connection to" if self.connected else "cannot read from"
-                log.warning(
-                    "%s: %s redis %s (%s); ↻ reconnecting in %.2fs",
-                    self.name,
-                    state,
-                    cfg.host_address,
-                    describe(exc),
-                    delay,
-                )
-            except Exception:  # a bug rather than the upstream: keep the source alive, and say so loudly
-                delay = backoff.next()
-                log.exception("%s: unexpected error; ↻ restarting in %.2fs", self.name, delay)
+                delay = backoff.lost(log, self.name, state, f"redis {cfg.host_address}", describe(exc))
+            except Exception:
+                delay = backoff.crashed(log, self.name)
             finally:
                 self.connected = False
                 self.listener.first_attempt.set()
