@@ -18,22 +18,13 @@ import pytest
 from eventbus import BusConfig, JetStreamBus
 from tests.sources.conftest import free_port
 from tests.support.poll import eventually_sync
-from tests.support.server_proc import REPO, ServerProcess, eventflow_argv
+from tests.support.server_proc import REPO, ServerProcess, eventflow_argv, start_ready
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
 
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 def _start(data: Path, nats_url: str, prefix: str) -> ServerProcess:
-    server = ServerProcess("--port", "0", "--data-dir", str(data), "--nats-url", nats_url, env={"EVENTFLOW_BUS_PREFIX": prefix}).start()
-    eventually_sync(lambda: _ready(server.base_url), timeout=20, what="server ready")
-    return server
+    return start_ready(data, "--nats-url", nats_url, env={"EVENTFLOW_BUS_PREFIX": prefix})
 
 
 def cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:

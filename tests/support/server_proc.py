@@ -99,3 +99,21 @@ def pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def _ready(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def start_ready(data: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """``eventflow serve`` on a free port with ``data`` as its data dir, once ``/readyz`` answers 200."""
+    from tests.support.poll import eventually_sync
+
+    server = ServerProcess("--port", "0", "--data-dir", str(data), *args, env=env).start()
+    eventually_sync(lambda: _ready(server.base_url), timeout=20, what="server ready")
+    return server

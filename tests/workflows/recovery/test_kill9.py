@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from tests.support.poll import eventually_sync
-from tests.support.server_proc import ServerProcess
+from tests.support.server_proc import start_ready
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
@@ -67,23 +67,10 @@ def _workflow(lines: Path) -> dict[str, object]:
     }
 
 
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _start(data: Path) -> ServerProcess:
-    server = ServerProcess("--port", "0", "--data-dir", str(data)).start()
-    eventually_sync(lambda: _ready(server.base_url), timeout=20, what="server ready")
-    return server
-
-
 def test_workflow_survives_three_kill9_and_runs_each_step_once(tmp_path: Path, lines_file: Path) -> None:
     data = tmp_path / "data"
     rng = random.Random()
-    server = _start(data)
+    server = start_ready(data)
     try:
         created = httpx.post(f"{server.base_url}/api/v1/workflows/default", json={"workflow": _workflow(lines_file)}, timeout=10)
         assert created.status_code == 200, created.text
@@ -94,7 +81,7 @@ def test_workflow_survives_three_kill9_and_runs_each_step_once(tmp_path: Path, l
             server.signal(signal.SIGKILL)
             server.wait()
             dying.append((killed_at, time.time() + 0.05))  # + the reaper's own reaction time
-            server = _start(data)
+            server = start_ready(data)
 
         def phase() -> str:
             wf = httpx.get(f"{server.base_url}/api/v1/workflows/default/twenty-steps", timeout=5).json()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.poll import eventually_sync
-from tests.support.server_proc import ServerProcess
+from tests.support.server_proc import ServerProcess, start_ready
 
 pytestmark = [pytest.mark.nats, pytest.mark.slow]
 
@@ -53,19 +53,6 @@ def _workflow(i: int, marks: Path) -> dict[str, object]:
     }
 
 
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _start(data: Path) -> ServerProcess:
-    server = ServerProcess("--port", "0", "--data-dir", str(data)).start()
-    eventually_sync(lambda: _ready(server.base_url), timeout=20, what="server ready")
-    return server
-
-
 def _lock(server: ServerProcess) -> dict[str, object]:
     locks = httpx.get(f"{server.base_url}/api/v1/sync/default", timeout=5).json()["locks"]
     return next((lk for lk in locks if lk["name"] == "default/ConfigMap/limits/work"), {"holders": [], "waiting": []})
@@ -73,7 +60,7 @@ def _lock(server: ServerProcess) -> dict[str, object]:
 
 def test_semaphore_holders_survive_kill9_and_nothing_is_lost(tmp_path: Path, marks: Path) -> None:
     data = tmp_path / "data"
-    server = _start(data)
+    server = start_ready(data)
     try:
         base = server.base_url
         cm = {"metadata": {"name": "limits"}, "data": {"work": "2"}}
@@ -87,7 +74,7 @@ def test_semaphore_holders_survive_kill9_and_nothing_is_lost(tmp_path: Path, mar
         killed_at = time.time()
         server.signal(signal.SIGKILL)
         server.wait()
-        server = _start(data)
+        server = start_ready(data)
         restarted = server.base_url
         # Exactly the same two hold it after the restart (rebuilt from the store); nobody else got in.
         assert set(_lock(server)["holders"]) == holders  # type: ignore[arg-type]
