@@ -16,6 +16,7 @@ from eventbus.errors import (
     ObjectNotFound,
     PublishRejected,
     RevisionMismatch,
+    Undeliverable,
 )
 from eventbus.jetstream import JetStreamBus, PublishAck
 from eventbus.kv import Entry, KeyValue
@@ -45,6 +46,7 @@ __all__ = [
     "PublishAck",
     "PublishRejected",
     "RevisionMismatch",
+    "Undeliverable",
     "StreamLimits",
     "Subjects",
     "decode",

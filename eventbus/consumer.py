@@ -6,7 +6,7 @@ The loop, top to bottom:
 2. run each handler in its own task; while it runs, a shared heartbeat task tells JetStream
    the message is still in progress so a slow handler is not redelivered under it;
 3. settle: success -> ack; exception -> nak with the backoff for this delivery; the last
-   allowed delivery fails -> the message is copied to the undeliverable stream (awaiting its
+   allowed delivery fails, or the handler raises ``Undeliverable`` -> the message is copied to the undeliverable stream (awaiting its
    PubAck) and only then terminated. A message that cannot be parked is nak'ed, never dropped.
 
 Retry decisions live here and nowhere else: handlers signal failure by raising.
@@ -30,7 +30,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from eventbus.codec import decode
 from eventbus.config import ConsumerOptions
 from eventbus.envelope import CloudEvent
-from eventbus.errors import InvalidEvent
+from eventbus.errors import InvalidEvent, Undeliverable
 from eventbus.subjects import encode_token
 
 if TYPE_CHECKING:
@@ -111,6 +111,15 @@ class Consumer:
             filter_subject=self.subjects[0] if len(self.subjects) == 1 else None,
         )
         js = self.bus.js
+        try:
+            existing = await js.consumer_info(self.stream, self.durable)
+        except nats.js.errors.NotFoundError:
+            existing = None
+        if existing is not None:
+            # An update keeps the consumer's position; JetStream refuses to change where it starts.
+            config.deliver_policy = existing.config.deliver_policy
+            config.opt_start_seq = existing.config.opt_start_seq
+            config.opt_start_time = existing.config.opt_start_time
         await js.add_consumer(self.stream, config)
         self._psub = await js.pull_subscribe_bind(self.durable, self.stream)
         self._stopping = False
@@ -174,6 +183,10 @@ class Consumer:
         delivery = Delivery(msg.subject, meta.sequence.stream, attempt)
         try:
             await self.handler(event, delivery)
+        except Undeliverable as exc:
+            self.failed += 1
+            await self._park(msg, attempt, str(exc))
+            return
         except asyncio.CancelledError:
             # Shutdown cut this handler short: hand the message back for immediate redelivery.
             with contextlib.suppress(nats.errors.Error, OSError):

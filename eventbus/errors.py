@@ -15,6 +15,7 @@ __all__ = [
     "ObjectNotFound",
     "PublishRejected",
     "RevisionMismatch",
+    "Undeliverable",
 ]
 
 
@@ -89,3 +90,12 @@ class EmbeddedServerError(BusError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"embedded nats-server: {reason}")
+
+
+class Undeliverable(Exception):
+    """Raised by a consumer's handler: this message can never be handled; park it now with the
+    reason (copied to the undeliverable stream) instead of retrying it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)

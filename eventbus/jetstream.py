@@ -30,7 +30,7 @@ from eventbus.envelope import CloudEvent
 from eventbus.errors import BusError, BusUnavailable, PublishRejected
 from eventbus.kv import KeyValue
 from eventbus.objects import ObjectStore
-from eventbus.subjects import Subjects
+from eventbus.subjects import Subjects, encode_token
 
 __all__ = ["JetStreamBus", "PublishAck"]
 
@@ -313,6 +313,14 @@ class JetStreamBus:
         )
         self._consumers.append(consumer)
         return consumer
+
+    async def delete_consumer(self, name: str, *, stream: str | None = None) -> bool:
+        """Delete the durable consumer ``name`` (as given to :meth:`consumer`); False if absent."""
+        try:
+            await self.js.delete_consumer(stream or self.subjects.events_stream, encode_token(name))
+        except nats.js.errors.NotFoundError:
+            return False
+        return True
 
     def _forget(self, consumer: Consumer) -> None:
         with contextlib.suppress(ValueError):

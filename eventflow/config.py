@@ -19,7 +19,7 @@ from workflows.quantities import parse_memory
 __all__ = ["ALL_ROLES", "SchedulerSettings", "ServerConfig", "load_server_config"]
 
 # Roles that exist today; each later capability registers its own (see eventflow/roles.py).
-ALL_ROLES = ("http", "scheduler", "sources")
+ALL_ROLES = ("http", "scheduler", "sources", "sensors")
 
 
 class BusSettings(BaseModel):

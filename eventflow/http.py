@@ -16,6 +16,7 @@ from eventbus import BusError, JetStreamBus
 from eventflow.api.errors import ApiError, error_response
 from eventflow.api.artifacts import routes as artifact_routes
 from eventflow.api.event_sources import routes as event_source_routes
+from eventflow.api.sensors import routes as sensor_routes
 from eventflow.api.sync import routes as sync_routes
 from eventflow.api.workflows import routes as workflow_routes
 from eventflow.database import ping
@@ -113,7 +114,7 @@ DOMAIN_ERRORS: dict[Any, Any] = {
 def build_app(state: AppState) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
     if "scheduler" in state.extra:
-        routes += workflow_routes() + artifact_routes() + sync_routes() + event_source_routes()
+        routes += workflow_routes() + artifact_routes() + sync_routes() + event_source_routes() + sensor_routes()
     sources = state.extra.get("sources")
     if sources is not None:
         # Webhook endpoints without a port of their own: every path the API does not serve.

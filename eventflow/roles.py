@@ -12,13 +12,14 @@ from typing import Protocol
 import uvicorn
 from starlette.applications import Starlette
 
+from sensors.runtime import SensorRuntime
 from sources.runtime import SourceRuntime
 from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
 from workflows.scheduler import Scheduler
 from workflows.store import WorkflowStore
 
-__all__ = ["HttpRole", "Role", "SchedulerRole", "SourcesRole"]
+__all__ = ["HttpRole", "Role", "SchedulerRole", "SensorsRole", "SourcesRole"]
 
 log = logging.getLogger("eventflow")
 
@@ -114,6 +115,28 @@ class SourcesRole:
                 await self.runtime.apply(record.manifest, record.namespace, where=f"EventSource {record.namespace}/{record.name}")
             except Exception as exc:  # noqa: BLE001 - one bad resource must not keep the others down
                 log.error("event source %s/%s not started: %s", record.namespace, record.name, exc)
+
+    async def stop(self) -> None:
+        await self.runtime.close()
+
+
+class SensorsRole:
+    """Sensors: every stored Sensor resumes from its durable consumer's position; one that cannot
+    start (a CEL function gone in an upgrade) is logged and left stopped."""
+
+    name = "sensors"
+
+    def __init__(self, runtime: SensorRuntime, store: WorkflowStore) -> None:
+        self.runtime = runtime
+        self.store = store
+
+    async def start(self) -> None:
+        await self.runtime.start()
+        for record in await self.store.list_resources("Sensor"):
+            try:
+                await self.runtime.apply(record.manifest, record.namespace, where=f"Sensor {record.namespace}/{record.name}")
+            except Exception as exc:  # noqa: BLE001 - one bad resource must not keep the others down
+                log.error("sensor %s/%s not started: %s", record.namespace, record.name, exc)
 
     async def stop(self) -> None:
         await self.runtime.close()

@@ -25,15 +25,16 @@ from eventflow.config import ServerConfig
 from eventflow.database import open_engine, ping
 from eventflow.errors import EventflowError, StartupError
 from eventflow.http import AppState, build_app
-from eventflow.roles import HttpRole, Role, SchedulerRole, SourcesRole
+from eventflow.roles import HttpRole, Role, SchedulerRole, SensorsRole, SourcesRole
 from sources.http import WebhookServer
+from sensors.runtime import SensorRuntime
 from sources.runtime import SourceRuntime
 from sources.secrets import Secrets
 from workflows.artifacts.repositories import Repositories
 from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
 from workflows.scheduler import Scheduler
-from workflows.store import WorkflowStore
+from workflows.store import FiringRecord, WorkflowStore
 from workflows.sync import Throttler
 
 __all__ = ["DataDirLock", "bind_socket", "serve"]
@@ -163,11 +164,16 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
             webhooks = WebhookServer(config.host, main_port=sock.getsockname()[1], reserved=RESERVED_PATHS)
             runtime = SourceRuntime(bus, webhooks, Secrets(data_dir / "secrets"))
             extra["sources"] = runtime
+        if "sensors" in config.roles:
+            sensors = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context={"scheduler": scheduler, "bus": bus, "resources": store})
+            extra["sensors"] = sensors
         state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra)
         if "scheduler" in config.roles:
             roles.append(SchedulerRole(scheduler, executor, cron))
         if "sources" in config.roles:
             roles.append(SourcesRole(runtime, store))
+        if "sensors" in config.roles:
+            roles.append(SensorsRole(sensors, store))
         if "http" in config.roles:
             roles.append(HttpRole(build_app(state), sock, grace_seconds=config.shutdown_grace_seconds))
         for role in roles:

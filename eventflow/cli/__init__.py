@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from eventflow.cli import artifact_cmds, cron_cmds, event_source_cmds, serve_cmd, sync_cmds, workflow_cmds
+from eventflow.cli import artifact_cmds, cron_cmds, event_source_cmds, sensor_cmds, serve_cmd, sync_cmds, workflow_cmds
 from eventflow.errors import EventflowError
 
 __all__ = ["main"]
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     artifact_cmds.register(commands)
     sync_cmds.register(commands)
     event_source_cmds.register(commands)
+    sensor_cmds.register(commands)
     return parser
 
 

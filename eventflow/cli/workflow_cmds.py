@@ -14,6 +14,7 @@ import yaml
 from eventflow.cli.client import ApiClient, add_client_flags
 from eventflow.cli.render import duration, node_tree, summary, table
 from eventflow.errors import EventflowError, UsageError
+from sensors.compile import SensorError, compile_sensor
 from sources.spec import EventSourceError, validate_event_source
 from workflows.errors import LintError, SpecError, SpecWarning
 from workflows.lint import lint
@@ -205,6 +206,12 @@ def cmd_action(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cel() -> Any:
+    from sensors.cel import CelEnvironment  # loaded only when a Sensor is linted: the engine is large
+
+    return CelEnvironment()
+
+
 def cmd_lint(args: argparse.Namespace) -> int:
     docs = [(f, d) for f in args.files for d in _load(f)]
     templates = {d.metadata.name: d for _, d in docs if isinstance(d, (WorkflowTemplate, ClusterWorkflowTemplate))}
@@ -214,6 +221,13 @@ def cmd_lint(args: argparse.Namespace) -> int:
             try:
                 validate_event_source(doc.model_dump(by_alias=True, exclude_none=True, mode="json"), file)
             except EventSourceError as exc:
+                failed += 1
+                print(str(exc), file=sys.stderr)
+            continue
+        if getattr(doc, "kind", None) == "Sensor":
+            try:
+                compile_sensor(doc.model_dump(by_alias=True, exclude_none=True, mode="json"), file, None, _cel())
+            except SensorError as exc:
                 failed += 1
                 print(str(exc), file=sys.stderr)
             continue
@@ -233,8 +247,9 @@ _PATHS = {
     "ConfigMap": "/api/v1/config-maps/{ns}",
     "CronWorkflow": "/api/v1/cron-workflows/{ns}",
     "EventSource": "/api/v1/event-sources/{ns}",
+    "Sensor": "/api/v1/sensors/{ns}",
 }
-_BODY_FIELD = {"ConfigMap": "configMap", "CronWorkflow": "cronWorkflow", "EventSource": "eventSource"}
+_BODY_FIELD = {"ConfigMap": "configMap", "CronWorkflow": "cronWorkflow", "EventSource": "eventSource", "Sensor": "sensor"}
 
 
 def _files(paths: list[str]) -> list[str]:

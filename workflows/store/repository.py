@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workflows.errors import WorkflowError
 from workflows.status import NodeStatus, WorkflowPhase, now
-from workflows.store.schema import migrate, nodes, outbox, resources, workflows
+from workflows.store.schema import firings, migrate, nodes, outbox, resources, workflows
 
-__all__ = ["AlreadyExists", "OutboxEvent", "ResourceRecord", "WorkflowRecord", "WorkflowStore"]
+__all__ = ["AlreadyExists", "FiringRecord", "OutboxEvent", "ResourceRecord", "WorkflowRecord", "WorkflowStore"]
 
 T = TypeVar("T")
 
@@ -66,6 +66,21 @@ class ResourceRecord(BaseModel):
     resource_version: int = 1
 
     _aware = field_validator("created_at")(classmethod(lambda cls, v: _utc(v)))
+
+
+class FiringRecord(BaseModel):
+    """One firing of a sensor's trigger: which events, what was resolved, what came of it."""
+
+    key: str
+    namespace: str
+    sensor: str
+    trigger: str
+    fired_at: datetime = Field(default_factory=now)
+    outcome: str  # Succeeded | Failed
+    event_ids: list[str]
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    _aware = field_validator("fired_at")(classmethod(lambda cls, v: _utc(v)))
 
 
 class OutboxEvent(BaseModel):
@@ -369,6 +384,45 @@ class WorkflowStore:
             resources.c.kind == kind, resources.c.namespace == namespace, resources.c.name == name
         )
         return await self._db.write(lambda conn: bool(conn.execute(query).rowcount))
+
+
+    # -- sensor history -----------------------------------------------------------------------
+
+    async def record_firings(self, records: Sequence[FiringRecord]) -> None:
+        """Insert or replace (a firing retried after a failure keeps one row, the latest outcome)."""
+        if not records:
+            return
+        rows = [r.model_dump() for r in records]
+        keys = [r.key for r in records]
+
+        def work(conn: sa.Connection) -> None:
+            conn.execute(firings.delete().where(firings.c.key.in_(keys)))
+            conn.execute(firings.insert(), rows)
+
+        await self._db.write(work)
+
+    async def list_firings(
+        self, namespace: str, sensor: str, *, limit: int = 100, trigger: str | None = None, event_id: str | None = None
+    ) -> list[FiringRecord]:
+        """Newest first. ``event_id`` keeps the firings that used that event."""
+        query = (
+            sa.select(firings)
+            .where(firings.c.namespace == namespace, firings.c.sensor == sensor)
+            .order_by(firings.c.fired_at.desc())
+        )
+        if trigger is not None:
+            query = query.where(firings.c.trigger == trigger)
+        if event_id is None:
+            query = query.limit(limit)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        out = [FiringRecord.model_validate(row._asdict()) for row in rows]
+        if event_id is not None:
+            out = [r for r in out if event_id in r.event_ids][:limit]
+        return out
+
+    async def delete_firings(self, namespace: str, sensor: str) -> int:
+        query = firings.delete().where(firings.c.namespace == namespace, firings.c.sensor == sensor)
+        return await self._db.write(lambda conn: int(conn.execute(query).rowcount))
 
 
 _SQLITE_UPSERT = (

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["SCHEMA_VERSION", "metadata", "migrate", "nodes", "outbox", "resources", "workflows"]
+__all__ = ["SCHEMA_VERSION", "firings", "metadata", "migrate", "nodes", "outbox", "resources", "workflows"]
 
 metadata = sa.MetaData()
 
@@ -67,6 +67,21 @@ resources = sa.Table(
     sa.Column("resource_version", sa.Integer, nullable=False, default=1),
 )
 
+firings = sa.Table(
+    "ef_sensor_firings",
+    metadata,
+    # One row per trigger firing of a sensor (its history), keyed by the firing's idempotency key.
+    sa.Column("key", sa.String(80), primary_key=True),
+    sa.Column("namespace", sa.String(253), nullable=False),
+    sa.Column("sensor", sa.String(253), nullable=False),
+    sa.Column("trigger", sa.String(253), nullable=False),
+    sa.Column("fired_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("event_ids", sa.JSON, nullable=False),
+    sa.Column("detail", sa.JSON, nullable=False),  # events, parameters, result, error, latency
+)
+sa.Index("ef_sensor_firings_sensor", firings.c.namespace, firings.c.sensor, firings.c.fired_at)
+
 schema_version = sa.Table(
     "ef_schema_version",
     metadata,
@@ -79,8 +94,12 @@ def _v1(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v2(conn: Connection) -> None:
+    firings.create(conn, checkfirst=True)
+
+
 # Append-only: a released migration is never edited, a new one is added.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
