@@ -18,9 +18,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import nats.errors
 import nats.js.errors
@@ -50,7 +50,10 @@ class Delivery:
     attempt: int  # 1 on first delivery
 
 
-Handler = Callable[[CloudEvent, Delivery], Awaitable[None]]
+# A handler returns an awaitable (an ``async def`` does) that settles the message when it finishes,
+# or ``None`` when it finished synchronously: then the message is acknowledged at once, with no task
+# per message (a sensor filtering out most events pays only for its filter).
+Handler = Callable[[CloudEvent, Delivery], Awaitable[None] | None]
 
 
 class Consumer:
@@ -149,7 +152,12 @@ class Consumer:
             backoff = 0.05
             now = time.monotonic()
             for msg in msgs:
-                task = asyncio.create_task(self._settle(msg))
+                work = self._start(msg)
+                if work is None:
+                    with contextlib.suppress(nats.errors.Error, OSError):
+                        await msg.ack()
+                    continue
+                task = asyncio.create_task(work)
                 self._running[task] = (msg, now)
                 task.add_done_callback(self._done)
 
@@ -168,44 +176,54 @@ class Consumer:
                     with contextlib.suppress(nats.errors.Error, OSError):
                         await msg.in_progress()
 
-    async def _settle(self, msg: Msg) -> None:
+    def _start(self, msg: Msg) -> Coroutine[Any, Any, None] | None:
+        """Decode and hand the message to the handler; ``None`` when that finished it already
+        (ack it), else the coroutine that settles it."""
         meta = msg.metadata  # parsed from the reply subject on every access: read it once
         attempt = meta.num_delivered
         try:
             event = decode(msg.data, subject=msg.subject)
         except InvalidEvent as exc:
-            await self._park(msg, attempt, str(exc))
-            return
+            return self._park(msg, attempt, str(exc))
         if attempt > self.options.max_deliveries:
             # Delivered more often than allowed without a verdict: the handling process died.
-            await self._park(msg, attempt, "delivered more times than max_deliveries without being settled")
-            return
-        delivery = Delivery(msg.subject, meta.sequence.stream, attempt)
+            return self._park(msg, attempt, "delivered more times than max_deliveries without being settled")
         try:
-            await self.handler(event, delivery)
-        except Undeliverable as exc:
-            self.failed += 1
-            await self._park(msg, attempt, str(exc))
-            return
+            pending = self.handler(event, Delivery(msg.subject, meta.sequence.stream, attempt))
+        except Exception as exc:  # noqa: BLE001 - any handler failure is a retry decision
+            return self._failed(msg, event, attempt, exc)
+        if pending is None:
+            self.handled += 1
+            return None
+        return self._settle(msg, event, attempt, pending)
+
+    async def _settle(self, msg: Msg, event: CloudEvent, attempt: int, pending: Awaitable[None]) -> None:
+        try:
+            await pending
         except asyncio.CancelledError:
             # Shutdown cut this handler short: hand the message back for immediate redelivery.
             with contextlib.suppress(nats.errors.Error, OSError):
                 await msg.nak()
             raise
         except Exception as exc:  # noqa: BLE001 - any handler failure is a retry decision
-            self.failed += 1
-            reason = f"{type(exc).__name__}: {exc}"
-            if attempt >= self.options.max_deliveries:
-                await self._park(msg, attempt, reason)
-            else:
-                delay = self._backoff(attempt)
-                log.info("↻ %s event=%s try=%d failed (%s); retrying in %.2fs", self.durable, event.id, attempt, reason, delay)
-                with contextlib.suppress(nats.errors.Error, OSError):
-                    await msg.nak(delay=delay)
+            await self._failed(msg, event, attempt, exc)
             return
         self.handled += 1
         with contextlib.suppress(nats.errors.Error, OSError):
             await msg.ack()
+
+    async def _failed(self, msg: Msg, event: CloudEvent, attempt: int, exc: Exception) -> None:
+        self.failed += 1
+        reason = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, Undeliverable):
+            await self._park(msg, attempt, str(exc))
+        elif attempt >= self.options.max_deliveries:
+            await self._park(msg, attempt, reason)
+        else:
+            delay = self._backoff(attempt)
+            log.info("↻ %s event=%s try=%d failed (%s); retrying in %.2fs", self.durable, event.id, attempt, reason, delay)
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await msg.nak(delay=delay)
 
     def _backoff(self, attempt: int) -> float:
         steps = self.options.backoff_seconds or (0.0,)

@@ -28,7 +28,7 @@ from cel_expr_python.ext.ext_math import ExtMath
 from cel_expr_python.ext.ext_optional import ExtOptional
 from cel_expr_python.ext.ext_strings import ExtStrings
 
-from sensors.cel import CelCompileError, CelEvalError, rfc3339
+from sensors.cel import CelCompileError, CelEvalError, rfc3339, with_more
 
 __all__ = ["make_backend", "runtime_source"]
 
@@ -40,7 +40,8 @@ _HEADER = (
     '(type(data) == map && "header" in data && type(data.header) == map) ? data.header'
     ' : ((type(data) == map && "headers" in data && type(data.headers) == map) ? data.headers : {})'
 )
-_MACROS = {"all", "exists", "exists_one", "existsOne", "map", "filter", "bind", "transformList", "transformMap"}
+DERIVED = frozenset({"event", "body", "header", "headers"})  # the names the rewrite touches
+_MACROS = frozenset("all exists exists_one existsOne map filter bind transformList transformMap".split())  # noqa: SIM905
 
 
 def _extensions() -> list[cel.CelExtensionBase]:
@@ -76,25 +77,36 @@ def _tokens(source: str) -> list[_Token]:
 def runtime_source(source: str) -> str:
     """``source`` with ``event.time`` read from the hidden timestamp and ``body``/``header(s)`` bound to ``data``."""
     toks = _tokens(source)
-    text = lambda i: toks[i].text if 0 <= i < len(toks) else ""  # noqa: E731
-    selected = lambda i: text(i - 1) == "." or (text(i - 1) == "?" and text(i - 2) == ".")  # noqa: E731 - x.name, x.?name
+
+    def text(i: int) -> str:
+        return toks[i].text if 0 <= i < len(toks) else ""
+
+    def selected(i: int) -> bool:  # x.name, x.?name; not the leading dot of a root-scoped .name
+        dot = i - 1 if text(i - 1) == "." else i - 2 if text(i - 1) == "?" and text(i - 2) == "." else -1
+        return dot > 0 and (toks[dot - 1].kind != "op" or text(dot - 1) in (")", "]", "}"))
+
     free = {t.text for i, t in enumerate(toks) if t.kind == "ident" and not selected(i)}
     # ``event`` as a macro's variable shadows the declared one: leave such an expression alone.
     rebinds_event = any(
-        t.text == "event" and text(i - 1) == "(" and text(i - 2) in _MACROS and text(i - 3) == "." for i, t in enumerate(toks)
+        t.text == "event" and text(i - 1) == "(" and text(i - 2) in _MACROS and text(i - 3) == "."
+        for i, t in enumerate(toks)
     )
-    edits: list[tuple[int, int]] = []
+    edits: list[tuple[int, int, str]] = []  # (start, end, replacement), in source order
     for i, t in enumerate(toks):
-        if rebinds_event or t.text != "event" or t.kind != "ident" or selected(i):
+        if t.kind != "ident" or selected(i) or t.text not in DERIVED:
             continue
-        if text(i - 1) == "(" and text(i - 2) == "has":
+        start = toks[i - 1].start if text(i - 1) == "." else t.start  # a root-scoped .body is body
+        if t.text != "event":
+            if start != t.start:
+                edits.append((start, t.start, ""))
+        elif rebinds_event or (text(i - 1) == "(" and text(i - 2) == "has"):
             continue  # has(event.time) asks the map, which holds the key
-        if text(i + 1) == "." and text(i + 2) == "time" and text(i + 3) != "(":
-            edits.append((t.start, toks[i + 2].end))
+        elif text(i + 1) == "." and text(i + 2) == "time" and text(i + 3) != "(":
+            edits.append((start, toks[i + 2].end, f"dyn({TIME_VAR})"))
         elif text(i + 1) == "[" and text(i + 2) in ('"time"', "'time'") and text(i + 3) == "]":
-            edits.append((t.start, toks[i + 3].end))
-    for start, end in reversed(edits):
-        source = f"{source[:start]}dyn({TIME_VAR}){source[end:]}"
+            edits.append((start, toks[i + 3].end, f"dyn({TIME_VAR})"))
+    for start, end, replacement in reversed(edits):
+        source = f"{source[:start]}{replacement}{source[end:]}"
     binds = []
     if "body" in free:
         binds.append(("body", _BODY))
@@ -122,12 +134,11 @@ def compile_error(source: str, exc: Exception) -> CelCompileError:
     if not found:
         return CelCompileError(source, _clean(re.sub(r"^[A-Z_]+: ", "", str(exc).splitlines()[0])))
     line, column, message = found[0]
-    more = f" (and {len(found) - 1} more error{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
-    return CelCompileError(source, _clean(message) + more, int(line), int(column))
+    return CelCompileError(source, with_more(_clean(message), len(found) - 1), int(line), int(column))
 
 
 def _type_text(kind: cel.Type) -> str:
-    return kind.name().lower().replace("<", "(").replace(">", ")")
+    return str(kind.name()).lower().replace("<", "(").replace(">", ")")
 
 
 _RUNTIME_MESSAGES = (
@@ -135,13 +146,20 @@ _RUNTIME_MESSAGES = (
     (re.compile(r"No matching overloads found : (.*)"), r"no matching overload for \1"),
     (re.compile(rf'No value with name "{TIME_VAR}" found in Activation'), 'no such key: "time"'),
     (re.compile(r"Index error: index=(-?\d+) size=(\d+)"), r"index out of range: \1 (size \2)"),
+    (
+        re.compile(r"Non-CEL value type for '(\w+).*': ([\w.]+)\.$", re.DOTALL),
+        r"\1 holds a \2, which CEL cannot represent",
+    ),
     (re.compile(r"Applying SELECT to non-message type"), "field selection on a value that is not a map"),
 )
 
 
 def eval_error(value: cel.Value) -> CelEvalError:
     """A cel-cpp error value as a short :class:`CelEvalError`."""
-    message = re.sub(r"^[A-Z_]+: ", "", str(value.value()))
+    try:
+        message = re.sub(r"^[A-Z_]+: ", "", str(value.value()))
+    except TypeError:  # what cel-expr-python 0.1.3 does with an optional result: it cannot convert it
+        return CelEvalError("the result is an optional value: end the expression with .orValue(default)")
     for pattern, replacement in _RUNTIME_MESSAGES:
         if pattern.match(message):
             message = pattern.sub(replacement, message).replace("int64", "int").replace("uint64", "uint")
@@ -189,7 +207,13 @@ class CppBackend:
     """Compiles with cel-cpp's type checker; activations convert ``event`` and ``data`` lazily, once."""
 
     def __init__(self) -> None:
-        declared = {"event": _ANY_MAP, "data": _T.DYN, "body": _T.DYN, "header": _ANY_MAP, "headers": _ANY_MAP}
+        declared = {
+            "event": _ANY_MAP,
+            "data": _T.DYN,
+            "body": _T.DYN,
+            "header": _ANY_MAP,
+            "headers": _ANY_MAP,
+        }
         self._check = cel.NewEnv(variables=declared, extensions=_extensions())
         run = {"event": _ANY_MAP, "data": _T.DYN, TIME_VAR: _T.TIMESTAMP}
         self._run = cel.NewEnv(variables=run, extensions=_extensions())
@@ -207,7 +231,9 @@ class CppBackend:
             try:
                 return _Program(self._run.compile(runtime_source(source)))
             except RuntimeError as exc:  # a rewrite the checker did not foresee: report it without a position
-                raise CelCompileError(source, f"internal rewrite failed: {compile_error(source, exc).message}") from None
+                raise CelCompileError(
+                    source, f"internal rewrite failed: {compile_error(source, exc).message}"
+                ) from None
 
     def activation(self, context: Mapping[str, Any], time: datetime | None, data: Any) -> Any:
         event = dict(context)

@@ -1,20 +1,21 @@
 """The cel-python (``celpy``) backend of :mod:`sensors.cel`: the pure-Python fallback.
 
-celpy only parses, so this module adds what cel-expr-python does at compile time (undeclared names
-and functions, ``has()``/macro shapes, ``result="bool"``) by walking celpy's Lark tree. It overrides
-celpy's operators where celpy departs from cel-spec (heterogeneous numeric equality and ordering, the
-no-coercion rule for arithmetic, short error messages) and adds cel-spec's strings extension, which
-celpy lacks. Optional syntax, ``cel.bind`` and the math extension stay unavailable (docs/cel.md).
+celpy only parses, so this module adds what cel-expr-python checks at compile time (undeclared names
+and functions, ``has()`` and macro shapes, literal operand types, ``result="bool"``) by walking celpy's
+Lark tree. It replaces celpy's operators and macros where celpy departs from cel-spec (heterogeneous
+numeric equality, the no-coercion rule, errors inside ``exists_one``/``filter``, ``has()`` on a
+non-map) and adds cel-spec's strings extension, which celpy lacks. Optional syntax, ``cel.bind`` and
+the math extension stay unavailable (docs/cel.md).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import operator
 import re
 import threading
-from decimal import Decimal
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -23,30 +24,42 @@ import celpy
 import lark
 import re2
 from celpy import celtypes as ct
-from celpy.evaluation import CELEvalError
+from celpy.celparser import CELParseError
+from celpy.evaluation import Activation, CELEvalError, Evaluator
 
-from sensors.cel import CelCompileError, CelEvalError, rfc3339
+from sensors.cel import CelCompileError, CelEvalError, double_text, duration_text, rfc3339, with_more
 
 __all__ = ["make_backend"]
 
 DECLARED = frozenset({"event", "data", "body", "header", "headers"})
-TYPE_NAMES = frozenset({"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"})
-MACROS = {"all": 2, "exists": 2, "exists_one": 2, "map": 2, "filter": 2}
-NAMESPACES = frozenset({"math", "strings", "optional", "cel", "base64"})  # cel-expr-python only
-_CONVERSIONS = {n: n for n in ("int", "uint", "double", "string", "bytes", "bool", "timestamp", "duration")}
-GLOBAL_RESULTS: dict[str, str | None] = {"has": "bool", "size": "int", "matches": "bool", "type": "type", "dyn": None, **_CONVERSIONS}
-_STRING_RESULT = ("charAt", "lowerAscii", "upperAscii", "replace", "substring", "trim", "join", "format", "reverse")
-METHOD_RESULTS: dict[str, str | None] = {
-    **{n: "bool" for n in ("contains", "startsWith", "endsWith", "matches", "all", "exists", "exists_one")},
-    **{n: "int" for n in ("size", "indexOf", "lastIndexOf", "getDate", "getDayOfMonth", "getDayOfWeek")},
-    **{n: "int" for n in ("getDayOfYear", "getFullYear", "getMonth", "getHours", "getMilliseconds", "getMinutes", "getSeconds")},
-    **{n: "string" for n in _STRING_RESULT},
-    **{n: "list" for n in ("split", "map", "filter")},
-}
-_LITERALS = {"INT_LIT": "int", "UINT_LIT": "uint", "FLOAT_LIT": "double", "STRING_LIT": "string", "MLSTRING_LIT": "string"}
-_LITERALS |= {"BYTES_LIT": "bytes", "BOOL_LIT": "bool", "NULL_LIT": "null_type"}
+TYPE_NAMES = frozenset(
+    ["int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"]
+)
+MACROS = frozenset(["all", "exists", "exists_one", "map", "filter"])
+NAMESPACES = frozenset(["math", "strings", "optional", "cel", "base64"])  # functions only cel-expr-python has
 
-# ---------------------------------------------------------------- Python <-> celpy values
+
+def _results(**words: str) -> dict[str, str | None]:
+    return {name: kind for kind, names in words.items() for name in names.split()}
+
+
+# result types of the functions a user may call, for the checker and for result="bool" (None: dyn)
+GLOBAL_RESULTS = _results(bool="has matches", int="size int", type="type", uint="uint", double="double")
+GLOBAL_RESULTS |= _results(string="string", bytes="bytes", timestamp="timestamp", duration="duration")
+GLOBAL_RESULTS |= {"bool": "bool", "dyn": None}
+METHOD_RESULTS = _results(
+    bool="contains startsWith endsWith matches all exists exists_one",
+    list="map filter split",
+    int="size indexOf lastIndexOf getFullYear getMonth getDayOfYear getDate getDayOfMonth getDayOfWeek"
+    " getHours getMinutes getSeconds getMilliseconds",
+    string="charAt lowerAscii upperAscii replace substring trim join format reverse",
+)
+_LITERALS = _results(int="INT_LIT", uint="UINT_LIT", double="FLOAT_LIT", string="STRING_LIT MLSTRING_LIT")
+_LITERALS |= _results(bytes="BYTES_LIT", bool="BOOL_LIT", null_type="NULL_LIT")
+NUMERIC = frozenset({"int", "uint", "double"})
+Tree = lark.Tree[Any]
+
+# ---------------------------------------------------------------- values
 
 
 def to_cel(value: Any) -> Any:
@@ -78,14 +91,8 @@ def to_plain(value: Any) -> Any:
             return None if value is None else bool(value)
         case CELEvalError():
             raise value  # celpy keeps an error inside a list or map literal as an element
-        case int():
-            return int(value)
-        case float():
-            return float(value)
-        case str():
-            return str(value)
-        case bytes():
-            return bytes(value)
+        case int() | float() | str() | bytes():
+            return _PLAIN[kind_of(value)](value)
         case datetime():
             return datetime.fromtimestamp(value.timestamp(), UTC).replace(microsecond=value.microsecond)
         case timedelta():
@@ -94,28 +101,49 @@ def to_plain(value: Any) -> Any:
             return {to_plain(k): to_plain(v) for k, v in value.items()}
         case list():
             return [to_plain(v) for v in value]
-        case _ if isinstance(value, type) or value in _TYPE_ALIASES:
-            return _KINDS.get(_TYPE_ALIASES.get(value, value), "type")
         case _:
-            return str(value)
+            return kind_of(value, as_type=True)
 
 
-# ---------------------------------------------------------------- cel-spec operators
-
-_KINDS: dict[type, str] = {ct.BoolType: "bool", ct.IntType: "int", ct.UintType: "uint", ct.DoubleType: "double"}
-_KINDS |= {ct.StringType: "string", ct.BytesType: "bytes", ct.ListType: "list", ct.MapType: "map", type(None): "null_type"}
-_KINDS |= {ct.TimestampType: "timestamp", ct.DurationType: "duration", bool: "bool", int: "int", float: "double"}
-_KINDS |= {str: "string", bytes: "bytes", list: "list", dict: "map", datetime: "timestamp", timedelta: "duration"}
-NUMERIC = frozenset({"int", "uint", "double"})
-ORDERED = frozenset({"bool", "string", "bytes", "timestamp", "duration"})
+_KINDS: dict[type, str] = {
+    ct.BoolType: "bool", ct.IntType: "int", ct.UintType: "uint", ct.DoubleType: "double", ct.StringType: "string",
+    ct.BytesType: "bytes", ct.ListType: "list", ct.MapType: "map", type(None): "null_type",
+    ct.TimestampType: "timestamp", ct.DurationType: "duration", bool: "bool", int: "int", float: "double",
+    str: "string", bytes: "bytes", list: "list", dict: "map", datetime: "timestamp", timedelta: "duration",
+}  # fmt: skip
 
 
-def kind_of(value: Any) -> str:
-    """The CEL type name of a celpy value."""
+_PLAIN: dict[str, Callable[[Any], Any]] = {
+    "int": int,
+    "uint": int,
+    "double": float,
+    "string": str,
+    "bytes": bytes,
+}
+
+
+def kind_of(value: Any, *, as_type: bool = False) -> str:
+    """The CEL type name of a celpy value (``as_type``: of a type value such as ``int`` in ``type(x) == int``)."""
+    if as_type:
+        return _KINDS.get(_TYPE_ALIASES.get(value, value), "type")
     found = _KINDS.get(type(value))
-    if found is None:
-        found = next((name for cls, name in _KINDS.items() if isinstance(value, cls)), "type")
-    return found
+    return (
+        found if found is not None else next((n for c, n in _KINDS.items() if isinstance(value, c)), "type")
+    )
+
+
+# ---------------------------------------------------------------- cel-spec operators and conversions
+
+
+def _values(function: Callable[..., Any]) -> Callable[..., Any]:
+    """celpy passes errors as values: an error argument is the result, ``function`` never sees it."""
+
+    @functools.wraps(function)
+    def propagating(*args: Any) -> Any:
+        error = next((a for a in args if isinstance(a, CELEvalError)), None)
+        return error if error is not None else function(*args)
+
+    return propagating
 
 
 def _no_overload(name: str, *args: Any) -> CELEvalError:
@@ -138,26 +166,17 @@ def equal(a: Any, b: Any) -> bool:
     if ka == "map":
         return len(a) == len(b) and all(k in b and equal(v, b[k]) for k, v in a.items())
     if ka == "type":
-        return _TYPE_ALIASES.get(a, a) is _TYPE_ALIASES.get(b, b)
+        return kind_of(a, as_type=True) == kind_of(b, as_type=True)
     return ka == "null_type" or bool(a == b)
 
 
-def _eq(a: Any, b: Any) -> Any:
-    return a if isinstance(a, CELEvalError) else b if isinstance(b, CELEvalError) else ct.BoolType(equal(a, b))
-
-
-def _ne(a: Any, b: Any) -> Any:
-    return a if isinstance(a, CELEvalError) else b if isinstance(b, CELEvalError) else ct.BoolType(not equal(a, b))
-
-
 def _ordering(name: str, compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], Any]:
+    @_values
     def ordered(a: Any, b: Any) -> Any:
-        if isinstance(a, CELEvalError) or isinstance(b, CELEvalError):
-            return a if isinstance(a, CELEvalError) else b
         ka, kb = kind_of(a), kind_of(b)
         if ka in NUMERIC and kb in NUMERIC:
             return ct.BoolType(compare(_number(a), _number(b)))
-        if ka != kb or ka not in ORDERED:
+        if ka != kb or ka not in ("bool", "string", "bytes", "timestamp", "duration"):
             return _no_overload(name, a, b)
         return ct.BoolType(compare(a, b))
 
@@ -165,15 +184,20 @@ def _ordering(name: str, compare: Callable[[Any, Any], bool]) -> Callable[[Any, 
 
 
 def _arithmetic(name: str, apply: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    @_values
     def arithmetic(a: Any, b: Any) -> Any:
-        if isinstance(a, CELEvalError) or isinstance(b, CELEvalError):
-            return a if isinstance(a, CELEvalError) else b
         ka, kb = kind_of(a), kind_of(b)
-        if "bool" in (ka, kb) or ((ka in NUMERIC or kb in NUMERIC) and ka != kb) or (name == "_%_" and ka == "double"):
+        if (
+            "bool" in (ka, kb)
+            or ((ka in NUMERIC or kb in NUMERIC) and ka != kb)
+            or (name == "_%_" and ka == "double")
+        ):
             return _no_overload(name, a, b)  # CEL never coerces: 2.5 * 2 is an error, 2.5 * 2.0 is not
         if name == "_/_" and ka == "double" and float(b) == 0.0:  # IEEE 754, where celpy answers +inf
             x = float(a)
-            return ct.DoubleType(math.nan if x == 0 or math.isnan(x) else math.copysign(math.inf, x * math.copysign(1, b)))
+            return ct.DoubleType(
+                math.nan if x == 0 or math.isnan(x) else math.copysign(math.inf, x * math.copysign(1, b))
+            )
         try:
             return apply(a, b)
         except ZeroDivisionError:
@@ -181,33 +205,31 @@ def _arithmetic(name: str, apply: Callable[[Any, Any], Any]) -> Callable[[Any, A
         except (TypeError, AttributeError):
             return _no_overload(name, a, b)
         except (ValueError, OverflowError):
-            return CELEvalError({"int": "integer overflow", "uint": "unsigned integer overflow"}.get(ka, f"{name} out of range"))
+            return CELEvalError(
+                {"int": "integer overflow", "uint": "unsigned integer overflow"}.get(
+                    ka, f"{name} out of range"
+                )
+            )
 
     return arithmetic
 
 
+@_values
 def _negate(value: Any) -> Any:
-    if isinstance(value, CELEvalError) or kind_of(value) not in ("int", "double"):
-        return value if isinstance(value, CELEvalError) else _no_overload("-_", value)
+    if kind_of(value) not in ("int", "double"):
+        return _no_overload("-_", value)
     try:
         return -value
     except ValueError:
         return CELEvalError("integer overflow")
 
 
-def _not(value: Any) -> Any:
-    if isinstance(value, CELEvalError) or kind_of(value) != "bool":
-        return value if isinstance(value, CELEvalError) else _no_overload("!_", value)
-    return ct.BoolType(not value)
-
-
 def _logical(name: str, decisive: bool) -> Callable[[Any, Any], Any]:
     """``||`` (decided by a true side) and ``&&`` (by a false side): an error only matters otherwise."""
 
     def logical(a: Any, b: Any) -> Any:
-        for value in (a, b):
-            if kind_of(value) == "bool" and bool(value) is decisive:
-                return ct.BoolType(decisive)
+        if any(kind_of(v) == "bool" and bool(v) is decisive for v in (a, b)):
+            return ct.BoolType(decisive)
         for value in (a, b):
             if isinstance(value, CELEvalError) or kind_of(value) != "bool":
                 return value if isinstance(value, CELEvalError) else _no_overload(name, a, b)
@@ -216,34 +238,9 @@ def _logical(name: str, decisive: bool) -> Callable[[Any, Any], Any]:
     return logical
 
 
-def _conditional(condition: Any, then: Any, otherwise: Any) -> Any:
-    if isinstance(condition, CELEvalError) or kind_of(condition) != "bool":
-        return condition if isinstance(condition, CELEvalError) else _no_overload("_?_:_", condition)
-    return then if condition else otherwise
-
-
-def double_text(value: float) -> str:
-    """cel-cpp's ``string(double)``: shortest round-trip digits, an exponent outside [1e-4, 1e6)."""
-    if math.isnan(value) or math.isinf(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    digits = Decimal(repr(float(value))).normalize().as_tuple()
-    exponent = len(digits.digits) - 1 + int(digits.exponent)
-    if -4 <= exponent < 6:
-        return format(value, f".{max(len(digits.digits) - 1 - exponent, 0)}f")
-    return format(value, f".{len(digits.digits) - 1}e")
-
-
-def duration_text(value: timedelta) -> str:
-    """``string(duration)``: seconds with 0, 3, 6 fractional digits (``90s``, ``1.500s``)."""
-    micros = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
-    seconds, fraction = divmod(abs(micros), 1_000_000)
-    text = f"{fraction:06d}".removesuffix("000") if fraction else ""
-    return f"{'-' if micros < 0 else ''}{seconds}{'.' + text if text else ''}s"
-
-
+@_values
 def _string(value: Any) -> Any:
-    kind = kind_of(value)
-    match kind:
+    match kind_of(value):
         case "string" | "int" | "uint":
             return ct.StringType(value)
         case "bool":
@@ -260,7 +257,7 @@ def _string(value: Any) -> Any:
         case "duration":
             return ct.StringType(duration_text(value))
         case _:
-            return value if isinstance(value, CELEvalError) else _no_overload("string", value)
+            return _no_overload("string", value)
 
 
 def _timestamp(value: Any) -> Any:
@@ -269,26 +266,20 @@ def _timestamp(value: Any) -> Any:
     return ct.TimestampType(value)
 
 
-# ``string`` is both a conversion (overridden) and a type name (``type(x) == string``)
+# ``string`` is a conversion (replaced above) and a type (``type(x) == string``)
 _TYPE_ALIASES: dict[Any, Any] = {_string: ct.StringType, _timestamp: ct.TimestampType}
 
 
-def _quote(key: Any) -> str:
-    return json.dumps(str(key)) if isinstance(key, str) else str(key)
-
-
+@_values
 def _index(container: Any, key: Any) -> Any:
-    if isinstance(container, CELEvalError) or isinstance(key, CELEvalError):
-        return container if isinstance(container, CELEvalError) else key
     kc, kk = kind_of(container), kind_of(key)
     if kc == "map":
         if key in container:
             return container[key]
-        if kk in NUMERIC:  # 1.0 finds the key 1
-            for k, v in container.items():
-                if equal(k, key):
-                    return v
-        return CELEvalError(f"no such key: {_quote(key)}")
+        found = [v for k, v in container.items() if kk in NUMERIC and equal(k, key)]  # 1.0 finds the key 1
+        return (
+            found[0] if found else CELEvalError(f"no such key: {json.dumps(key) if kk == 'string' else key}")
+        )
     if kc == "list" and kk in ("int", "uint"):
         if 0 <= key < len(container):
             return container[key]
@@ -296,32 +287,36 @@ def _index(container: Any, key: Any) -> Any:
     return _no_overload("_[_]", container, key)
 
 
+@_values
 def _in(item: Any, container: Any) -> Any:
-    if isinstance(item, CELEvalError) or isinstance(container, CELEvalError):
-        return item if isinstance(item, CELEvalError) else container
     kc = kind_of(container)
-    if kc == "list":
+    if kc == "list" or (kc == "map" and item not in container and kind_of(item) in NUMERIC):
         return ct.BoolType(any(equal(item, x) for x in container))
-    if kc == "map":
-        return ct.BoolType(item in container or (kind_of(item) in NUMERIC and any(equal(item, k) for k in container)))
-    return _no_overload("@in", item, container)
+    return ct.BoolType(item in container) if kc == "map" else _no_overload("@in", item, container)
+
+
+@_values
+def _matches(text: Any, pattern: Any) -> Any:
+    if kind_of(text) != "string" or kind_of(pattern) != "string":
+        return _no_overload("matches", text, pattern)
+    try:
+        return ct.BoolType(re2.search(pattern, text) is not None)
+    except re2.error as exc:
+        reason = (
+            exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        )
+        return CELEvalError(f"invalid regular expression: {reason}")
 
 
 # ---------------------------------------------------------------- cel-spec strings extension
 
-_WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
 
 def _strings(name: str, *kinds: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Type-check a string-extension function's arguments as cel-spec declares them; wrap results."""
+    """Check a strings-extension function's argument types as cel-spec declares them; wrap results."""
 
     def wrap(function: Callable[..., Any]) -> Callable[..., Any]:
+        @_values
         def checked(*args: Any) -> Any:
-            for arg in args:
-                if isinstance(arg, CELEvalError):
-                    return arg
             if len(args) > len(kinds) or any(kind_of(a) != k for a, k in zip(args, kinds, strict=False)):
                 return _no_overload(name, *args)
             try:
@@ -343,28 +338,6 @@ def _in_range(name: str, value: int, low: int, high: int) -> int:
     return int(value)
 
 
-@_strings("charAt", "string", "int")
-def _char_at(s: str, i: int) -> str:
-    return s[_in_range("index", i, 0, len(s)) :][:1]
-
-
-@_strings("indexOf", "string", "string", "int")
-def _index_of(s: str, sub: str, offset: int = 0) -> Any:
-    return ct.IntType(s.find(sub, _in_range("index", offset, 0, len(s))))
-
-
-@_strings("lastIndexOf", "string", "string", "int")
-def _last_index_of(s: str, sub: str, offset: int | None = None) -> Any:
-    if offset is None:
-        return ct.IntType(s.rfind(sub))
-    return ct.IntType(s.rfind(sub, 0, _in_range("index", offset, 0, max(len(s) - 1, 0)) + len(sub)))
-
-
-@_strings("replace", "string", "string", "string", "int")
-def _replace(s: str, old: str, new: str, n: int = -1) -> str:
-    return s.replace(old, new, int(n))
-
-
 @_strings("split", "string", "string", "int")
 def _split(s: str, sep: str, n: int = -1) -> Any:
     if n == 0:
@@ -378,45 +351,28 @@ def _split(s: str, sep: str, n: int = -1) -> Any:
     return ct.ListType([ct.StringType(p) for p in parts])
 
 
-@_strings("substring", "string", "int", "int")
-def _substring(s: str, start: int, end: int | None = None) -> str:
-    start = _in_range("start", start, 0, len(s))
-    return s[start : _in_range("end", len(s) if end is None else end, start, len(s))]
-
-
-@_strings("join", "list", "string")
-def _join(items: list[Any], sep: str = "") -> str:
-    if any(kind_of(i) != "string" for i in items):
-        raise ValueError("list must hold strings only")
-    return str(sep).join(items)
-
-
 def _text(value: Any) -> str:
-    """``%s`` of strings.format."""
+    """``%s`` of strings.format: doubles as ``%g``, lists and maps unquoted, as cel-cpp prints them."""
     match kind_of(value):
-        case "string":
-            return str(value)
-        case "bool":
-            return "true" if value else "false"
-        case "null_type":
-            return "null"
+        case "bool" | "null_type":
+            return "null" if value is None else ("true" if value else "false")
         case "double":
             return _double(value, None, "g")
-        case "type":
-            return to_plain(value)
         case "bytes":
             return bytes(value).decode("utf-8", "replace")
         case "list":
             return "[" + ", ".join(_text(v) for v in value) + "]"
         case "map":
             return "{" + ", ".join(f"{_text(k)}: {_text(v)}" for k, v in value.items()) + "}"
-        case "timestamp":
-            return rfc3339(value)
+        case "timestamp" | "duration":
+            return rfc3339(value) if isinstance(value, datetime) else duration_text(value)
+        case "type":
+            return kind_of(value, as_type=True)
         case _:
             return str(value)
 
 
-def _double(value: float, precision: int | None, verb: str = "f") -> str:
+def _double(value: float, precision: int | None, verb: str) -> str:
     if math.isnan(value) or math.isinf(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     return f"{float(value):{'' if precision is None else f'.{precision}'}{verb}}"
@@ -440,57 +396,72 @@ def _clause(verb: str, precision: int | None, arg: Any) -> str:
 def _format(template: str, args: list[Any]) -> str:
     out, used = [], 0
     for piece in re.split(r"(%(?:\.\d+)?.?)", str(template)):
-        if not piece.startswith("%"):
-            out.append(piece)
-        elif piece == "%%":
-            out.append("%")
-        else:
-            verb, precision = piece[-1:], int(piece[2:-1]) if piece.startswith("%.") else None
-            if piece == "%" or piece.endswith("."):
-                raise ValueError("unexpected end of format string")
-            if verb not in "sdfeExXob":
-                raise ValueError(f'unrecognized formatting clause "{verb}"')
-            if used >= len(args):
-                raise ValueError(f"index {used} out of range")
-            out.append(_clause(verb, precision, args[used]))
-            used += 1
+        if not piece.startswith("%") or piece == "%%":
+            out.append(piece[:1] if piece == "%%" else piece)
+            continue
+        verb, precision = piece[-1:], int(piece[2:-1]) if piece.startswith("%.") else None
+        if piece == "%" or piece.endswith("."):
+            raise ValueError("unexpected end of format string")
+        if verb not in "sdfeExXob":
+            raise ValueError(f'unrecognized formatting clause "{verb}"')
+        if used >= len(args):
+            raise ValueError(f"index {used} out of range")
+        out.append(_clause(verb, precision, args[used]))
+        used += 1
     return "".join(out)
 
 
-def _matches(text: Any, pattern: Any) -> Any:
-    if isinstance(text, CELEvalError) or isinstance(pattern, CELEvalError):
-        return text if isinstance(text, CELEvalError) else pattern
-    if kind_of(text) != "string" or kind_of(pattern) != "string":
-        return _no_overload("matches", text, pattern)
-    try:
-        return ct.BoolType(re2.search(pattern, text) is not None)
-    except re2.error as exc:
-        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-        return CELEvalError(f"invalid regular expression: {reason}")
-
+_WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_UPPER = {upper: lower for lower, upper in _LOWER.items()}
 
 FUNCTIONS: dict[str, Any] = {
-    "_==_": _eq, "_!=_": _ne, "_in_": _in, "_[_]": _index,
+    "_==_": _values(lambda a, b: ct.BoolType(equal(a, b))), "_!=_": _values(lambda a, b: ct.BoolType(not equal(a, b))),
     "_<_": _ordering("_<_", operator.lt), "_<=_": _ordering("_<=_", operator.le),
     "_>_": _ordering("_>_", operator.gt), "_>=_": _ordering("_>=_", operator.ge),
     "_+_": _arithmetic("_+_", operator.add), "_-_": _arithmetic("_-_", operator.sub),
     "_*_": _arithmetic("_*_", operator.mul), "_/_": _arithmetic("_/_", operator.truediv),
-    "_%_": _arithmetic("_%_", operator.mod), "-_": _negate, "!_": _not, "_?_:_": _conditional,
+    "_%_": _arithmetic("_%_", operator.mod), "-_": _negate, "_in_": _in, "_[_]": _index,
+    "!_": _values(lambda v: ct.BoolType(not v) if kind_of(v) == "bool" else _no_overload("!_", v)),
+    "_?_:_": _values(lambda c, t, f: (t if c else f) if kind_of(c) == "bool" else _no_overload("_?_:_", c)),
     "_||_": _logical("_||_", True), "_&&_": _logical("_&&_", False),
     "matches": _matches, "string": _string, "timestamp": _timestamp,
-    "charAt": _char_at, "indexOf": _index_of, "lastIndexOf": _last_index_of, "replace": _replace,
-    "split": _split, "substring": _substring, "join": _join, "format": _format,
+    "split": _split, "format": _format,
+    "charAt": _strings("charAt", "string", "int")(lambda s, i: s[_in_range("index", i, 0, len(s)) :][:1]),
+    "indexOf": _strings("indexOf", "string", "string", "int")(
+        lambda s, sub, at=0: ct.IntType(s.find(sub, _in_range("index", at, 0, len(s))))
+    ),
+    "lastIndexOf": _strings("lastIndexOf", "string", "string", "int")(  # the match starts at or before ``at``
+        lambda s, sub, at=None: ct.IntType(
+            s.rfind(sub) if at is None else s.rfind(sub, 0, _in_range("index", at, 0, max(len(s) - 1, 0)) + len(sub))
+        )
+    ),
+    "substring": _strings("substring", "string", "int", "int")(
+        lambda s, start, end=None: s[
+            _in_range("start", start, 0, len(s)) : _in_range("end", len(s) if end is None else end, start, len(s))
+        ]
+    ),
+    "join": _strings("join", "list", "string")(
+        lambda items, sep="": str(sep).join(items)
+        if all(kind_of(i) == "string" for i in items)
+        else _no_overload("join", items)
+    ),
+    "replace": _strings("replace", "string", "string", "string", "int")(lambda s, old, new, n=-1: s.replace(old, new, int(n))),
     "lowerAscii": _strings("lowerAscii", "string")(lambda s: s.translate(_LOWER)),
     "upperAscii": _strings("upperAscii", "string")(lambda s: s.translate(_UPPER)),
     "trim": _strings("trim", "string")(lambda s: s.strip(_WHITESPACE)),
     "reverse": _strings("reverse", "string")(lambda s: s[::-1]),
 }  # fmt: skip
 
-
 # ---------------------------------------------------------------- compile-time checks on celpy's Lark tree
 
-_PASS_THROUGH = frozenset({"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication", "unary"})
-_PASS_THROUGH |= {"member", "primary"}
+_PASS_THROUGH = frozenset(
+    {"expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication"}
+)
+_PASS_THROUGH |= {"unary", "member", "primary"}
+_OPERATORS = {"relation_eq": "_==_", "relation_ne": "_!=_", "relation_lt": "_<_", "relation_le": "_<=_"}
+_OPERATORS |= {"relation_gt": "_>_", "relation_ge": "_>=_", "addition_add": "_+_", "addition_sub": "_-_"}
+_OPERATORS |= {"multiplication_mul": "_*_", "multiplication_div": "_/_", "multiplication_mod": "_%_"}
 
 
 def _core(node: Any) -> Any:
@@ -500,118 +471,117 @@ def _core(node: Any) -> Any:
     return node
 
 
-def _args(node: lark.Tree, first: int) -> list[Any]:
+def _name(node: Any, child: int = 0) -> str:
+    """The text of a tree's token child (an ``ident``'s name, a ``member_dot``'s field)."""
+    return str(node.children[child].value)
+
+
+def _args(node: Tree, first: int) -> list[Any]:
     """The expressions of a call's optional ``exprlist`` child."""
     return list(node.children[first].children) if len(node.children) > first else []
 
 
-_OPERATORS = {f"relation_{n}": f"_{s}_" for n, s in (("eq", "=="), ("ne", "!="), ("lt", "<"), ("le", "<="), ("gt", ">"), ("ge", ">="))}
-_OPERATORS |= {"addition_add": "_+_", "addition_sub": "_-_", "multiplication_mul": "_*_", "multiplication_div": "_/_"}
-_OPERATORS |= {"multiplication_mod": "_%_"}
-_MIXED = {("timestamp", "duration"), ("duration", "timestamp")}
-
-
 def _position(source: str, offset: int) -> tuple[int, int]:
-    line_start = source.rfind("\n", 0, offset) + 1
-    return source.count("\n", 0, offset) + 1, offset - line_start + 1
-
-
-def _undeclared(name: str, scope: frozenset[str]) -> bool:
-    return name not in scope and name not in DECLARED and name not in TYPE_NAMES
+    return source.count("\n", 0, offset) + 1, offset - source.rfind("\n", 0, offset)
 
 
 class _Checker:
-    """Undeclared names, unknown functions and malformed macros, reported like cel-cpp's checker."""
+    """Undeclared names, unknown functions and malformed macros, reported where cel-cpp reports them."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.errors: list[tuple[int, int, str]] = []
 
-    def error(self, where: Any, message: str, *, paren: bool = False) -> None:
-        """``where`` is a token or tree; ``paren``: point at the ``(`` after it, as cel-cpp does for calls."""
-        meta = where if isinstance(where, lark.Token) else where.meta
-        offset = getattr(meta, "end_pos" if paren else "start_pos", 0)
-        if paren:
-            offset = max(self.source.find("(", offset), 0)
+    def error(self, offset: int, message: str) -> None:
         self.errors.append((*_position(self.source, offset), message))
+
+    def paren(self, token: lark.Token) -> int:
+        """cel-cpp points at a call's ``(``."""
+        return max(self.source.find("(", token.end_pos or 0), 0)
 
     def visit(self, node: Any, scope: frozenset[str]) -> None:
         if not isinstance(node, lark.Tree):
             return
-        children = node.children
+        children: list[Any] = node.children
         match node.data:
-            case "ident":
-                name = children[0].value
-                if _undeclared(name, scope):
-                    self.error(children[0], f"undeclared reference to '{name}'")
+            case "ident" if self.undeclared(children[0].value, scope):
+                self.error(children[0].start_pos, f"undeclared reference to '{children[0].value}'")
             case "member_dot":
                 path, base = [children[1].value], _core(children[0])
                 while isinstance(base, lark.Tree) and base.data == "member_dot":
-                    path.insert(0, base.children[1].value)
+                    path.insert(0, _name(base, 1))
                     base = _core(base.children[0])
-                if isinstance(base, lark.Tree) and base.data == "ident" and _undeclared(base.children[0].value, scope):
-                    # like cel-cpp: the dotted name could be a qualified identifier; point at its last dot
-                    offset = self.source.rfind(".", 0, children[1].start_pos)
-                    name = ".".join([base.children[0].value, *path])
-                    self.errors.append((*_position(self.source, offset), f"undeclared reference to '{name}'"))
+                if (
+                    isinstance(base, lark.Tree)
+                    and base.data == "ident"
+                    and self.undeclared(_name(base), scope)
+                ):
+                    # like cel-cpp: ``a.b.c`` may name a qualified identifier; point at its last dot
+                    name = ".".join([_name(base), *path])
+                    self.error(
+                        self.source.rfind(".", 0, children[1].start_pos), f"undeclared reference to '{name}'"
+                    )
                 else:
                     self.visit(children[0], scope)
             case "ident_arg":
                 self.call(children[0], _args(node, 1), scope)
             case "member_dot_arg":
                 self.method(children[0], children[1], _args(node, 2), scope)
-            case "dot_ident" | "dot_ident_arg":
-                self.error(children[0], f"undeclared reference to '.{children[0].value}'")
+            case "dot_ident" | "dot_ident_arg" if node.data == "dot_ident_arg" or _name(node) not in DECLARED:
+                self.error(children[0].start_pos, f"undeclared reference to '.{_name(node)}'")
             case "member_object":
-                self.error(node, "message construction is not supported")
+                self.error(node.meta.start_pos, "message construction is not supported")
             case "relation" | "addition" | "multiplication" if len(children) == 2:
                 self.operands(children[0], children[0].children[0], children[1])
-                for child in (children[0].children[0], children[1]):
-                    self.visit(child, scope)
+                self.visit(children[0].children[0], scope)
+                self.visit(children[1], scope)
             case _:
                 for child in children:
                     self.visit(child, scope)
 
-    def operands(self, operator: lark.Tree, left: Any, right: Any) -> None:
-        """Statically known operand types that differ, as cel-cpp rejects them (``1 == 1.0``, ``1 + 1u``)."""
-        symbol = _OPERATORS.get(operator.data)
-        types = (static_type(left), static_type(right))
-        if symbol is None or None in types or types[0] == types[1] or types in _MIXED:
-            return
-        offset = self.source.find(symbol.strip("_"), left.meta.end_pos)
-        message = f"found no matching overload for '{symbol}' applied to '({types[0]}, {types[1]})'"
-        self.errors.append((*_position(self.source, offset), message))
+    @staticmethod
+    def undeclared(name: str, scope: frozenset[str]) -> bool:
+        return name not in scope and name not in DECLARED and name not in TYPE_NAMES
+
+    def operands(self, operator: Tree, left: Any, right: Any) -> None:
+        """Known operand types that differ, which cel-cpp rejects (``1 == 1.0``, ``1 + 1u``)."""
+        symbol, types = _OPERATORS.get(operator.data), (static_type(left), static_type(right))
+        if symbol and None not in types and types[0] != types[1] and set(types) != {"timestamp", "duration"}:
+            offset = self.source.find(symbol.strip("_"), left.meta.end_pos)
+            self.error(
+                offset, f"found no matching overload for '{symbol}' applied to '({types[0]}, {types[1]})'"
+            )
 
     def call(self, token: lark.Token, args: list[Any], scope: frozenset[str]) -> None:
         if token.value not in GLOBAL_RESULTS:
-            self.error(token, f"undeclared reference to '{token.value}'", paren=True)
+            self.error(self.paren(token), f"undeclared reference to '{token.value}'")
         elif token.value == "has" and (len(args) != 1 or _core(args[0]).data != "member_dot"):
-            self.error(args[0] if args else token, "has() argument must be a field selection", paren=not args)
+            offset = args[0].meta.start_pos if args else self.paren(token)
+            self.error(offset, "has() argument must be a field selection")
         for arg in args:
             self.visit(arg, scope)
 
     def method(self, target: Any, token: lark.Token, args: list[Any], scope: frozenset[str]) -> None:
         name, root = token.value, _core(target)
-        namespace = root.children[0].value if isinstance(root, lark.Tree) and root.data == "ident" else None
+        namespace = _name(root) if isinstance(root, lark.Tree) and root.data == "ident" else None
         if namespace in NAMESPACES and namespace not in scope:
-            self.error(root, f"{namespace}.{name}() is not available on the cel-python backend")
+            self.error(
+                root.meta.start_pos, f"{namespace}.{name}() is not available on the cel-python backend"
+            )
             return
-        if name in MACROS:
-            variable = _core(args[0]) if args else None
-            if len(args) != MACROS[name]:
-                self.error(token, f"{name}() takes {MACROS[name]} arguments on the cel-python backend", paren=True)
-            elif not (isinstance(variable, lark.Tree) and variable.data == "ident"):
-                self.error(args[0], f"{name}() variable name must be a simple identifier")
-            else:
-                self.visit(target, scope)
-                for arg in args[1:]:
-                    self.visit(arg, scope | {variable.children[0].value})
-            return
-        if name not in METHOD_RESULTS:
-            self.error(token, f"undeclared reference to '{name}'", paren=True)
-        self.visit(target, scope)
-        for arg in args:
-            self.visit(arg, scope)
+        variable = _core(args[0]) if args else None
+        if name in MACROS and len(args) != 2:
+            self.error(self.paren(token), f"{name}() takes 2 arguments on the cel-python backend")
+        elif name in MACROS and not (isinstance(variable, lark.Tree) and variable.data == "ident"):
+            self.error(args[0].meta.start_pos, f"{name}() variable name must be a simple identifier")
+        elif name in MACROS:
+            self.visit(target, scope)
+            self.visit(args[1], scope | {_name(variable)})
+        else:
+            if name not in METHOD_RESULTS:
+                self.error(self.paren(token), f"undeclared reference to '{name}'")
+            for child in (target, *args):
+                self.visit(child, scope)
 
 
 def static_type(node: Any) -> str | None:
@@ -619,7 +589,7 @@ def static_type(node: Any) -> str | None:
     node = _core(node)
     if not isinstance(node, lark.Tree):
         return None
-    children = node.children
+    children: list[Any] = node.children
     match node.data:
         case "literal":
             return _LITERALS.get(children[0].type)
@@ -629,7 +599,9 @@ def static_type(node: Any) -> str | None:
             return "bool" if children[0].data == "unary_not" else static_type(children[1])
         case "addition" | "multiplication":
             left, right = static_type(children[0].children[0]), static_type(children[1])
-            return left if left == right and left in NUMERIC | {"string", "bytes", "list", "duration"} else None
+            return (
+                left if left == right and left in NUMERIC | {"string", "bytes", "list", "duration"} else None
+            )
         case "expr":
             then, otherwise = static_type(children[1]), static_type(children[2])
             return then if then == otherwise else None
@@ -645,13 +617,9 @@ def static_type(node: Any) -> str | None:
             return None
 
 
-_OPTIONAL_SYNTAX = re.compile(r"\.\s*\?|\[\s*\?")
-
-
-def parse_error(source: str, exc: celpy.CELParseError) -> CelCompileError:
-    """celpy's Lark error as cel-cpp words it: ``Syntax error: mismatched input 'x'`` at its position."""
-    cause = exc.__context__
-    line, column = exc.line, exc.column
+def parse_error(source: str, exc: CELParseError) -> CelCompileError:
+    """celpy's Lark error worded as cel-cpp words it (``Syntax error: mismatched input 'x'``)."""
+    cause, line, column = exc.__context__, exc.line, exc.column
     if isinstance(cause, lark.exceptions.UnexpectedToken) and cause.token.type == "$END":
         message = "Syntax error: mismatched input '<EOF>'"
         line, column = _position(source, len(source))
@@ -660,25 +628,29 @@ def parse_error(source: str, exc: celpy.CELParseError) -> CelCompileError:
     elif isinstance(cause, lark.exceptions.UnexpectedCharacters):
         message = f"Syntax error: token recognition error at: '{cause.char}'"
     else:
-        message = f"Syntax error: {str(exc.args[0]).strip().splitlines()[0] if exc.args else 'invalid expression'}"
-    if _OPTIONAL_SYNTAX.search(source):
+        message = (
+            f"Syntax error: {str(exc.args[0]).strip().splitlines()[0] if exc.args else 'invalid expression'}"
+        )
+    if re.search(r"\.\s*\?|\[\s*\?", source):
         message += " (optional syntax .? and [?] is not available on the cel-python backend)"
     return CelCompileError(source, message, line, column)
 
 
-# ---------------------------------------------------------------- the backend
+# ---------------------------------------------------------------- evaluation
 
 _RUNTIME_MESSAGES = (
     (re.compile(r"no such member in mapping: '(.*)'"), r'no such key: "\1"'),
     (re.compile(r".* does not support field selection"), "field selection on a value that is not a map"),
     (re.compile(r"found no matching overload.*"), "no matching overload"),
-    (re.compile(r"(undeclared reference to '[^']*').*"), r"\1"),
+    (re.compile(r"(undeclared reference to '[^']*').*"), r"\1"),  # celpy appends the whole activation
 )
 
 
 def eval_error(exc: BaseException) -> CelEvalError:
-    """A short CelEvalError from celpy's error, whose text can hold the whole activation."""
-    message = str(exc.args[0]) if isinstance(exc, CELEvalError) and exc.args else f"{type(exc).__name__}: {exc}"
+    """A short CelEvalError from celpy's error."""
+    message = (
+        str(exc.args[0]) if isinstance(exc, CELEvalError) and exc.args else f"{type(exc).__name__}: {exc}"
+    )
     if message == "return error for overflow":  # what celpy says for any ValueError of a function
         cause = str(exc.args[2][0]) if len(exc.args) > 2 and exc.args[2] else ""
         message = "integer overflow" if cause == "overflow" else f"conversion failed: {cause}"
@@ -688,15 +660,15 @@ def eval_error(exc: BaseException) -> CelEvalError:
     return CelEvalError(message)
 
 
-class _Evaluator(celpy.Evaluator):
+class _Evaluator(Evaluator):
     """celpy's interpreter with cel-spec's ``has()`` and macros (celpy counts an error as true in
     ``exists_one``/``filter``, iterates strings, and loses the error's text in ``all``/``exists``)."""
 
-    def sub_evaluator(self, ast: lark.Tree) -> celpy.Evaluator:
+    def sub_evaluator(self, ast: Tree) -> Evaluator:
         return _Evaluator(ast, activation=self.activation)
 
-    def member_dot_arg(self, tree: lark.Tree) -> Any:
-        name = tree.children[1].value
+    def member_dot_arg(self, tree: Tree) -> Any:
+        name = _name(tree, 1)
         if name not in MACROS:
             return super().member_dot_arg(tree)
         items = self.visit(tree.children[0])
@@ -721,18 +693,22 @@ class _Evaluator(celpy.Evaluator):
             return ct.ListType(out)
         return ct.BoolType(name == "all" or (name == "exists_one" and len(out) == 1))
 
-    def macro_has_eval(self, exprlist: lark.Tree) -> Any:
-        select = _core(exprlist.children[0])  # a member_dot: the compile-time check made sure
+    def macro_has_eval(self, exprlist: Tree) -> Any:
+        select = _core(exprlist.children[0])  # a member_dot: the checker made sure
         target = self.visit(select.children[0])
         if isinstance(target, CELEvalError) or kind_of(target) != "map":
-            return target if isinstance(target, CELEvalError) else CELEvalError("field selection on a value that is not a map")
-        return ct.BoolType(select.children[1].value in target)
+            return (
+                target
+                if isinstance(target, CELEvalError)
+                else CELEvalError("field selection on a value that is not a map")
+            )
+        return ct.BoolType(_name(select, 1) in target)
 
 
 class _Program:
     __slots__ = ("_ast", "_base")
 
-    def __init__(self, ast: lark.Tree, base: celpy.Activation) -> None:
+    def __init__(self, ast: Tree, base: Activation) -> None:
         self._ast = ast
         self._base = base
 
@@ -755,34 +731,40 @@ class PyBackend:
         with self._lock:  # celpy's Lark parser is one shared, stateful object
             try:
                 tree = self._env.compile(source)
-            except celpy.CELParseError as exc:
+            except CELParseError as exc:
                 raise parse_error(source, exc) from None
             checker = _Checker(source)
             checker.visit(tree, frozenset())
             if checker.errors:
                 line, column, message = min(checker.errors)
-                more = len(checker.errors) - 1
-                message += f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-                raise CelCompileError(source, message, line, column)
+                raise CelCompileError(source, with_more(message, len(checker.errors) - 1), line, column)
             kind = static_type(tree)
             if result == "bool" and kind not in (None, "bool"):
                 raise CelCompileError(source, f"expression returns {kind}, expected bool")
             return _Program(tree, celpy.InterpretedRunner(self._env, tree, FUNCTIONS).new_activation())
 
     def activation(self, context: Mapping[str, Any], time: datetime | None, data: Any) -> Any:
-        event = {ct.StringType(k): ct.StringType(rfc3339(v)) if isinstance(v, datetime) else to_cel(v) for k, v in context.items()}
+        event = {
+            ct.StringType(k): ct.StringType(rfc3339(v)) if isinstance(v, datetime) else to_cel(v)
+            for k, v in context.items()
+        }
         if time is not None:
             event[ct.StringType("time")] = ct.TimestampType(time)
-        converted = to_cel(data)
-        body: Any = None
-        header: Any = ct.MapType()
+        converted = to_cel(data)  # once: body and header are parts of it
+        body, header = None, ct.MapType()
         if isinstance(converted, ct.MapType):
-            body = converted["body"] if "body" in converted else None
+            body = converted["body"] if "body" in converted else None  # noqa: SIM401 - MapType.get raises
             for key in ("header", "headers"):
                 if key in converted and isinstance(converted[key], ct.MapType):
                     header = converted[key]
                     break
-        return {"event": ct.MapType(event), "data": converted, "body": body, "header": header, "headers": header}
+        return {
+            "event": ct.MapType(event),
+            "data": converted,
+            "body": body,
+            "header": header,
+            "headers": header,
+        }
 
 
 def make_backend() -> PyBackend:

@@ -8,7 +8,9 @@ Per delivered event, top to bottom:
 3. fire each due firing unless its idempotency key is already in the ``fired`` KV (a redelivery):
    template parameters, the kind's own parameters, ``retryStrategy`` around the kind's ``fire``,
    ``rateLimit`` before it (back-pressure: the consumer stops fetching while handlers wait);
-4. record the outcome in the history, the key in ``fired``, and only then acknowledge the event.
+4. record the outcome in the history, and only then acknowledge the event. The key is claimed in
+   the ``fired`` KV bucket (with a TTL) before the effect; a claimed key whose history says
+   Succeeded is a duplicate and is not fired again.
 
 A firing that still fails after its retries goes to the ``dlqTrigger``; without one, the event is
 parked on the undeliverable stream with the reason, never dropped. With ``atLeastOnce: false``
@@ -23,14 +25,14 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from eventbus import CloudEvent, ConsumerOptions, Delivery, JetStreamBus, KeyValue, Undeliverable
+from eventbus import CloudEvent, ConsumerOptions, Delivery, JetStreamBus, KeyValue, RevisionMismatch, Undeliverable
 from eventbus.consumer import Consumer
 from sensors.cel import CelEnvironment
 from sensors.compile import CompiledSensor, CompiledTrigger, compile_sensor, pydantic_problems
@@ -48,7 +50,13 @@ FIRED_TTL_SECONDS = 7 * 24 * 3600.0
 
 
 class FiringHistory(Protocol):
+    """Where firings are recorded (the server's SQL store)."""
+
     async def record_firings(self, records: list[Any]) -> None: ...
+
+    async def firing_outcome(self, key: str) -> str | None:
+        """The recorded outcome of firing ``key`` ("Succeeded", "Failed"), None if unrecorded."""
+        ...
 
 
 @dataclass
@@ -264,7 +272,9 @@ class SensorRuntime:
 
     # -- per event ----------------------------------------------------------------------------
 
-    async def _handle(self, running: _Running, event: CloudEvent, delivery: Delivery) -> None:
+    def _handle(self, running: _Running, event: CloudEvent, delivery: Delivery) -> Awaitable[None] | None:
+        """Synchronous filtering: an event no dependency wants is done here (acknowledged without a
+        task); a matching one continues in :meth:`_matched`."""
         sensor = running.sensor
         stats = running.stats
         stats.received += 1
@@ -280,8 +290,11 @@ class SensorRuntime:
             stats.filtered += 1
             if any(v.errored for v in verdicts):
                 stats.errors += 1
-            return
-        for trigger in sensor.triggers:
+            return None
+        return self._matched(running, matched, delivery)
+
+    async def _matched(self, running: _Running, matched: dict[str, CloudEvent], delivery: Delivery) -> None:
+        for trigger in running.sensor.triggers:
             relevant = {d: e for d, e in matched.items() if d in trigger.condition.names}
             if relevant:
                 await self._offer(running, trigger, relevant, delivery)
@@ -326,10 +339,16 @@ class SensorRuntime:
         assert self._fired is not None
         sensor, stats = running.sensor, running.stats
         slot = slot or trigger.name
-        if await self._fired.get(key) is not None:
-            stats.duplicates += 1
-            log.debug("sensor %s/%s trigger %s: firing %s already done; not repeated", sensor.namespace, sensor.name, trigger.name, key)
-            return
+        # Claim the key in KV (one round trip in the common, first-time case). A key claimed before
+        # is a redelivery: it is a duplicate if the history says it succeeded; otherwise the earlier
+        # attempt died or failed and this one performs it (the effect is idempotent by key).
+        try:
+            await self._fired.create(key, slot.encode())
+        except RevisionMismatch:
+            if await self.history.history.firing_outcome(key) == "Succeeded":
+                stats.duplicates += 1
+                log.debug("sensor %s/%s trigger %s: firing %s already done; not repeated", sensor.namespace, sensor.name, trigger.name, key)
+                return
         limiter = running.limiters.get(slot)
         if limiter is not None:
             await limiter.acquire()
@@ -348,11 +367,13 @@ class SensorRuntime:
         if slot.endswith("/dlq"):
             detail["dlqOf"] = trigger.name
         outcome = "Succeeded" if error is None else "Failed"
-        record = self.record_type(key=key, namespace=sensor.namespace, sensor=sensor.name, trigger=slot, outcome=outcome, event_ids=sorted(e.id for e in events.values()), detail=detail)
+        record = self.record_type(
+            key=key, namespace=sensor.namespace, sensor=sensor.name, trigger=slot, fired_at=datetime.now(UTC), outcome=outcome,
+            event_ids=sorted(e.id for e in events.values()), detail=detail,
+        )  # fmt: skip
         await self.history.add(record)
         if error is None:
             stats.fired += 1
-            await self._fired.put(key, json.dumps({"trigger": slot, "at": time.time()}).encode())
             log.debug("sensor %s/%s trigger %s fired (%s)", sensor.namespace, sensor.name, slot, key)
             return
         stats.failed += 1

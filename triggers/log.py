@@ -37,7 +37,7 @@ class LogTrigger:
     async def fire(self, config: LogConfig, firing: Firing) -> TriggerResult:
         now = time.monotonic()
         logged = not config.intervalSeconds or now - self._last >= config.intervalSeconds
-        if logged:
+        if logged and log.isEnabledFor(logging.INFO):
             self._last = now
             events = {dep: {"id": e.id, "source": e.source, "subject": e.subject, "data": e.data} for dep, e in firing.events.items()}
             log.info("sensor %s/%s trigger %s: %s", firing.namespace, firing.sensor, firing.trigger, _compact(events))

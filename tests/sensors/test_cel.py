@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,7 +71,15 @@ EVENTS: dict[str, tuple[dict[str, Any], Any]] = {
         {"temperature": 21.5, "unit": "C", "tags": ["a", "b"]},
     ),
     "list": ({"id": "2", "source": "s", "type": "t", "time": "2026-03-01T12:00:00Z"}, [1, 2, 3]),
-    "nulls": ({"id": "3", "source": "s", "type": "t"}, {"body": {"x": None, "s": "a"}, "headers": {"X-A": ["1"]}}),
+    "nulls": (
+        {"id": "3", "source": "s", "type": "t"},
+        {"body": {"x": None, "s": "a"}, "headers": {"X-A": ["1"]}},
+    ),
+    # holds a value JSON cannot produce
+    "odd": (
+        {"id": "4", "source": "s", "type": "t"},
+        {"body": {"a": 1}, "metadata": {"t": datetime(2026, 1, 1)}},
+    ),
 }
 FILTER = (
     'body.action == "opened" && body.pull_request.base.ref == "main" && header["X-Github-Event"][0] == "pull_request"'
@@ -133,14 +143,18 @@ ROWS: list[tuple[str, str, Any]] = [
     ),
     ('"%s %s %s".format([[1, "a"], null, true])', "github", "[1, a] null true"),
     ('"%s %s".format(["x"])', "github", Eval("out of range")),
-    ('body.action.lowerAscii2()', "github", Compile(r"^1:24: undeclared reference to 'lowerAscii2'$")),
+    ("body.action.lowerAscii2()", "github", Compile(r"^1:24: undeclared reference to 'lowerAscii2'$")),
     # int/double arithmetic; CEL never coerces
     ("body.number + 1 == 43", "github", True),
     ("body.number / 5 == 8 && body.number % 5 == 2", "github", True),
     ("type(body.number) == int && type(body.repository.score) == double", "github", True),
     ("body.repository.score * 100.0", "github", 75.0),
     ("body.repository.score * 100", "github", Eval(r"no matching overload for _\*_\(double, int\)")),
-    ("1 + 2.0", "github", Compile(r"^1:3: found no matching overload for '_\+_' applied to '\(int, double\)'$")),
+    (
+        "1 + 2.0",
+        "github",
+        Compile(r"^1:3: found no matching overload for '_\+_' applied to '\(int, double\)'$"),
+    ),
     ("body.number + 9223372036854775807", "github", Eval("overflow")),
     ("body.number / 0", "github", Eval("divide by zero")),
     ("-body.number", "github", -42),
@@ -149,7 +163,11 @@ ROWS: list[tuple[str, str, Any]] = [
     ("body.number < 42.5 && body.repository.score > 0", "github", True),
     ("body.action == 1", "github", False),
     ("body.pull_request.labels[0] == {'id': 1.0, 'name': 'enhancement'}", "github", True),
-    ("1 == 1.0", "github", Compile(r"^1:3: found no matching overload for '_==_' applied to '\(int, double\)'$")),
+    (
+        "1 == 1.0",
+        "github",
+        Compile(r"^1:3: found no matching overload for '_==_' applied to '\(int, double\)'$"),
+    ),
     # timestamps and durations; event.time is a timestamp
     ('event.time > timestamp("2026-01-01T00:00:00Z")', "github", True),
     ("event.time", "github", NOON),
@@ -164,7 +182,11 @@ ROWS: list[tuple[str, str, Any]] = [
     ("event.time", "nulls", Eval('no such key: "time"')),
     ("[event][0].time", "github", {CPP: "2026-03-01T12:00:00Z", PY: NOON}),  # the whole map: see docs/cel.md
     # other context attributes, extensions included
-    ('event.type == "pull_request" && event.source == "webhook/github" && event.tenant == "acme"', "github", True),
+    (
+        'event.type == "pull_request" && event.source == "webhook/github" && event.tenant == "acme"',
+        "github",
+        True,
+    ),
     ('event.subject + "|" + event.namespace + "|" + event.eventname', "github", "acme/widgets#42|default|pr"),
     ("event.subject", "plain", Eval('no such key: "subject"')),
     # header / headers
@@ -173,6 +195,12 @@ ROWS: list[tuple[str, str, Any]] = [
     ('header["X-A"][0] + headers["X-A"][0]', "nulls", "11"),  # data.headers feeds both names
     ('header["X-Nope"]', "github", Eval('no such key: "X-Nope"')),
     ('header["Accept"][1]', "github", Eval(r"index out of range: 1 \(size 1\)")),
+    # body/header/event.time inside other syntax
+    ('body.number > 1 ?body.action : "x"', "github", "opened"),
+    ('.body.action + "|" + .header["Accept"][0]', "github", "opened|*/*"),  # root-scoped names
+    ("body.action + \"|body|\" + 'header' // body", "github", "opened|body|header"),
+    ("[1, 2].map(body, body * 10)", "github", [10, 20]),  # a macro variable shadows body
+    ("[1].exists(event, event == 1) && event.type == 'pull_request'", "github", True),
     # missing keys are errors, which || and && absorb when the other side decides
     ("body.nope", "github", Eval('^no such key: "nope"$')),
     ('body["nope"]', "github", Eval('^no such key: "nope"$')),
@@ -192,8 +220,11 @@ ROWS: list[tuple[str, str, Any]] = [
     ("data[2] == 3 && body == null && header == {}", "list", True),
     ("data", "list", [1, 2, 3]),
     # results come back as plain Python
-    ('{"n": body.number, "s": [b"x", 1.5, true, null], "m": body.pull_request.head}', "github",
-     {"n": 42, "s": [b"x", 1.5, True, None], "m": {"ref": "feature/frob"}}),  # fmt: skip
+    (
+        '{"n": body.number, "s": [b"x", 1.5, true, null], "m": body.pull_request.head}',
+        "github",
+        {"n": 42, "s": [b"x", 1.5, True, None], "m": {"ref": "feature/frob"}},
+    ),
     # compile errors carry line:column
     ("body.action ==", "github", Compile(r"^1:15: Syntax error: mismatched input '<EOF>'$")),
     ("nosuchfn(1)", "github", Compile(r"^1:9: undeclared reference to 'nosuchfn'$")),
@@ -201,10 +232,22 @@ ROWS: list[tuple[str, str, Any]] = [
     ('body.action == "a" &&\n  bdy.x == 1', "github", Compile(r"^2:6: undeclared reference to 'bdy.x'$")),
     ("x && y", "github", Compile(r"^1:1: undeclared reference to 'x' \(and 1 more error\)$")),
     ("body.a $ 1", "github", Compile(r"^1:8: Syntax error: token recognition error at: '\$'")),
+    # values JSON cannot produce: cel-expr-python converts data as a whole, on first use
+    ("body.a", "odd", {CPP: Eval("data holds a datetime.datetime, which CEL cannot represent"), PY: 1}),
+    ("data.metadata.t", "odd", Eval("datetime")),
     # extensions only cel-expr-python has
     ('body.?nope.orValue("x")', "github", {CPP: "x", PY: Compile(r"^1:6: .*optional syntax")}),
-    ("math.greatest(body.number, 50)", "github", {CPP: 50, PY: Compile("^1:1: math.greatest.. is not available")}),
-    ("cel.bind(n, body.number, n * n)", "github", {CPP: 1764, PY: Compile("^1:1: cel.bind.. is not available")}),
+    ("body.?nope", "github", {CPP: Eval(r"orValue"), PY: Compile(r"^1:6: .*optional syntax")}),
+    (
+        "math.greatest(body.number, 50)",
+        "github",
+        {CPP: 50, PY: Compile("^1:1: math.greatest.. is not available")},
+    ),
+    (
+        "cel.bind(n, body.number, n * n)",
+        "github",
+        {CPP: 1764, PY: Compile("^1:1: cel.bind.. is not available")},
+    ),
     # full type checking on cel-expr-python only
     ("size(1)", "github", {CPP: Compile(r"^1:5: found no matching overload for 'size'"), PY: Eval()}),
 ]
@@ -213,7 +256,9 @@ ROWS: list[tuple[str, str, Any]] = [
 def _backend_params() -> list[Any]:
     available = available_backends()
     return [
-        pytest.param(name, marks=() if name in available else pytest.mark.skip(reason=f"{name} is not importable"))
+        pytest.param(
+            name, marks=() if name in available else pytest.mark.skip(reason=f"{name} is not importable")
+        )
         for name in BACKENDS
     ]
 
@@ -229,7 +274,9 @@ def _row_id(row: tuple[str, str, Any]) -> str:
 
 
 @pytest.mark.parametrize(("source", "event", "expected"), ROWS, ids=[_row_id(r) for r in ROWS])
-def test_cel_expression_on_event_gives_expected(env: CelEnvironment, source: str, event: str, expected: Any) -> None:
+def test_cel_expression_on_event_gives_expected(
+    env: CelEnvironment, source: str, event: str, expected: Any
+) -> None:
     if isinstance(expected, dict) and set(expected) == set(BACKENDS):
         expected = expected[env.backend]
     if isinstance(expected, Compile):
@@ -282,7 +329,9 @@ def test_test_is_true_only_for_bool_true(env: CelEnvironment) -> None:
 
 def test_one_activation_serves_many_programs(env: CelEnvironment) -> None:
     activation = env.activation(*EVENTS["github"])
-    programs = [env.compile(s) for s in ("data.body.number", "body.number", "header['Accept'][0]", "headers.size()")]
+    programs = [
+        env.compile(s) for s in ("data.body.number", "body.number", "header['Accept'][0]", "headers.size()")
+    ]
     assert [p.evaluate(activation) for p in programs] * 2 == [42, 42, "*/*", 3] * 2
 
 
@@ -313,7 +362,9 @@ def test_environment_with_unknown_backend_fails() -> None:
         CelEnvironment(backend="nope")
 
 
-def test_environment_without_backend_takes_env_var_or_first_available(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_environment_without_backend_takes_env_var_or_first_available(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     available = available_backends()
     monkeypatch.delenv(ENV_VAR, raising=False)
     assert CelEnvironment().backend == available[0]
@@ -325,7 +376,24 @@ def test_environment_without_backend_takes_env_var_or_first_available(monkeypatc
         CelEnvironment()
 
 
-def test_available_backends_prefers_cel_expr_python() -> None:
-    available = available_backends()
-    assert available, "no CEL library importable"
-    assert available == [b for b in BACKENDS if b in available]
+@pytest.mark.parametrize(("blocked", "left"), [("cel_expr_python.cel", PY), ("celpy", CPP)])
+def test_environment_without_one_library_uses_the_other(
+    monkeypatch: pytest.MonkeyPatch, blocked: str, left: str
+) -> None:
+    if left not in available_backends():
+        pytest.skip(f"{left} is not importable")
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.setitem(sys.modules, blocked, None)  # makes the import fail
+    assert available_backends() == [left]
+    assert CelEnvironment().backend == left
+    gone = CPP if left == PY else PY
+    with pytest.raises(ValueError, match=rf"^CEL backend '{gone}' is not available; available: {left}$"):
+        CelEnvironment(gone)
+
+
+def test_compile_from_many_threads_gives_the_same_programs(env: CelEnvironment) -> None:
+    sources = [f"body.number + {i} == {42 + i} && body.action.size() == 6" for i in range(40)]
+    activation = env.activation(*EVENTS["github"])
+    with ThreadPoolExecutor(8) as pool:
+        programs = list(pool.map(env.compile, sources * 4))
+    assert [p.test(activation) for p in programs] == [True] * len(programs)

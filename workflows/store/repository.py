@@ -401,6 +401,10 @@ class WorkflowStore:
 
         await self._db.write(work)
 
+    async def firing_outcome(self, key: str) -> str | None:
+        query = sa.select(firings.c.outcome).where(firings.c.key == key)
+        return await self._db.read(lambda conn: conn.execute(query).scalar())
+
     async def list_firings(
         self, namespace: str, sensor: str, *, limit: int = 100, trigger: str | None = None, event_id: str | None = None
     ) -> list[FiringRecord]:
