@@ -2,9 +2,12 @@
 
 The loop, top to bottom:
 
-1. fetch up to ``max_in_flight - running`` messages;
-2. run each handler in its own task; while it runs, a shared heartbeat task tells JetStream
-   the message is still in progress so a slow handler is not redelivered under it;
+1. keep pull requests for up to ``max_in_flight`` messages open at the server (one request per
+   refill, answered on our own inbox as messages arrive: no per-message round trip or future, the
+   way nats-py's ``fetch`` has);
+2. hand each arriving message to the handler; a handler that finishes synchronously is acked at
+   once, any other runs in its own task while a shared heartbeat task tells JetStream the message
+   is still in progress so a slow handler is not redelivered under it;
 3. settle: success -> ack; exception -> nak with the backoff for this delivery; the last
    allowed delivery fails, or the handler raises ``Undeliverable`` -> the message is copied to the undeliverable stream (awaiting its
    PubAck) and only then terminated. A message that cannot be parked is nak'ed, never dropped.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -81,6 +85,9 @@ class Consumer:
         self.parked = 0
         self._running: dict[asyncio.Task[None], tuple[Msg, float]] = {}
         self._slot_free = asyncio.Event()
+        self._drained = asyncio.Event()  # no pull request is open
+        self._outstanding = 0  # messages requested and not yet received (nor expired)
+        self._last_heard = 0.0
         # Refill in batches: fetching whenever a single slot frees up would mean one fetch
         # round trip per message under load.
         self._refill_at = max(1, (options.max_in_flight + 1) // 2)
@@ -124,46 +131,96 @@ class Consumer:
             config.opt_start_seq = existing.config.opt_start_seq
             config.opt_start_time = existing.config.opt_start_time
         await js.add_consumer(self.stream, config)
-        self._psub = await js.pull_subscribe_bind(self.durable, self.stream)
+        prefix = getattr(js, "_prefix", "$JS.API")  # the JetStream API prefix (a domain changes it)
+        self._next_subject = f"{prefix}.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}"
+        self._inbox = self.bus.nc.new_inbox()
+        self._outstanding = 0
+        self._drained.set()
+        self._sub = await self.bus.nc.subscribe(self._inbox, cb=self._on_message)
         self._stopping = False
         self._loop_task = asyncio.create_task(self._pull_loop(), name=f"consumer-{self.durable}")
         self._heartbeat_task = asyncio.create_task(self._heartbeats(), name=f"heartbeat-{self.durable}")
 
+    def _room(self) -> int:
+        """How many more messages to ask for: free handler slots not already requested."""
+        return self.options.max_in_flight - self._outstanding - len(self._running)
+
     async def _pull_loop(self) -> None:
         opts = self.options
+        expires = opts.fetch_timeout_seconds
         backoff = 0.05
         while not self._stopping:
-            free = opts.max_in_flight - len(self._running)
-            if free < self._refill_at:
+            want = self._room()
+            if want < self._refill_at:
                 self._slot_free.clear()
-                await self._slot_free.wait()
+                try:
+                    await asyncio.wait_for(self._slot_free.wait(), expires + 1)
+                except TimeoutError:
+                    if time.monotonic() - self._last_heard > expires + 1:
+                        # Neither messages nor the request's expiry notice came back (a reconnect
+                        # lost them): the requests are gone.
+                        self._settle_outstanding(self._outstanding)
                 continue
+            request = json.dumps({"batch": want, "expires": int(expires * 1e9)}).encode()
             try:
-                msgs = await self._psub.fetch(free, timeout=opts.fetch_timeout_seconds)
-            except (TimeoutError, nats.errors.TimeoutError):
-                continue
-            except (nats.errors.ConnectionClosedError, nats.errors.Error, OSError) as exc:
+                await self.bus.nc.publish(self._next_subject, request, reply=self._inbox)
+            except (nats.errors.Error, OSError) as exc:
                 if self._stopping:
                     break
-                log.warning("consumer %s: fetch failed (%s); retrying in %.2fs", self.durable, exc, backoff)
+                log.warning("consumer %s: pull request failed (%s); retrying in %.2fs", self.durable, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
-            now = time.monotonic()
-            for msg in msgs:
-                work = self._start(msg)
-                if work is None:
-                    with contextlib.suppress(nats.errors.Error, OSError):
-                        await msg.ack()
-                    continue
-                task = asyncio.create_task(work)
-                self._running[task] = (msg, now)
-                task.add_done_callback(self._done)
+            self._outstanding += want
+            self._drained.clear()
+            self._last_heard = time.monotonic()
+
+    def _settle_outstanding(self, count: int) -> None:
+        self._outstanding = max(0, self._outstanding - count)
+        if self._outstanding == 0:
+            self._drained.set()
+        if self._room() >= self._refill_at:
+            self._slot_free.set()
+
+    async def _on_message(self, msg: Msg) -> None:
+        self._last_heard = time.monotonic()
+        status = msg.headers.get("Status") if msg.headers and not msg.data else None
+        if status is not None:
+            self._on_status(status, msg)
+            return
+        self._settle_outstanding(1)
+        if self._stopping:
+            # Arrived for a request made before stop(): hand it straight back for redelivery.
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await msg.nak()
+            return
+        work = self._start(msg)
+        if work is None:
+            with contextlib.suppress(nats.errors.Error, OSError):
+                await msg.ack()
+            return
+        task = asyncio.create_task(work)
+        self._running[task] = (msg, time.monotonic())
+        task.add_done_callback(self._done)
+
+    def _on_status(self, status: str, msg: Msg) -> None:
+        headers = msg.headers or {}
+        if status == "100":  # idle heartbeat
+            return
+        try:
+            unfilled = int(headers.get("Nats-Pending-Messages", ""))
+        except ValueError:
+            unfilled = None
+        if status not in ("404", "408"):
+            log.warning("consumer %s: pull request ended: %s %s", self.durable, status, headers.get("Description", ""))
+        # 408: a request expired with this many messages unfilled. Without the count (some 409s),
+        # assume every request is over; the loop asks again.
+        self._settle_outstanding(self._outstanding if unfilled is None else unfilled)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
-        if self.options.max_in_flight - len(self._running) >= self._refill_at:
+        if self._room() >= self._refill_at:
             self._slot_free.set()
 
     async def _heartbeats(self) -> None:
@@ -261,13 +318,15 @@ class Consumer:
         self._stopping = True
         self._slot_free.set()
         grace = self.options.shutdown_grace_seconds if grace_seconds is None else grace_seconds
-        # The fetch in progress ends by its own timeout; cancelling it could strand messages
-        # already pulled into the subscription until their ack_wait expires.
         with contextlib.suppress(asyncio.CancelledError):
             try:
                 await asyncio.wait_for(asyncio.shield(self._loop_task), self.options.fetch_timeout_seconds + 1)
             except TimeoutError:
                 self._loop_task.cancel()
+        # Open pull requests end by their own expiry; messages the server sends them meanwhile are
+        # nak'ed on arrival. Unsubscribing first would strand those until their ack_wait expires.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), self.options.fetch_timeout_seconds + 0.5)
         if self._running:
             _, late = await asyncio.wait(list(self._running), timeout=grace)
             for task in late:
@@ -282,6 +341,6 @@ class Consumer:
         with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
             await self.bus.nc.flush(timeout=2)
         with contextlib.suppress(nats.errors.Error, OSError, TimeoutError):
-            await self._psub.unsubscribe()
+            await self._sub.unsubscribe()
         self._loop_task = None
         self.bus._forget(self)
