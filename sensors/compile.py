@@ -88,6 +88,11 @@ class CompiledSensor:
     triggers: tuple[CompiledTrigger, ...]
     counts: dict[str, int] = field(default_factory=dict)  # dependency -> events needed
 
+    def keeps_state(self, trigger: CompiledTrigger) -> bool:
+        """Whether the trigger's decisions need the KV state: anything but a pure OR of
+        dependencies that each count one event."""
+        return not trigger.stateless or any(self.counts.get(d, 1) > 1 for d in trigger.condition.names)
+
     def sources(self) -> set[tuple[str, str]]:
         """(eventSourceName, eventName) pairs the sensor listens to."""
         return {(d.spec.eventSourceName, d.spec.eventName) for d in self.dependencies}

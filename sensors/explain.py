@@ -75,8 +75,15 @@ def explain(sensor: CompiledSensor, event: CloudEvent, env: CelEnvironment) -> E
             missing = ", ".join(sorted(names - present))
             result.triggers.append({"name": trigger.name, "verdict": f"waits: condition {trigger.condition.source!r} also needs {missing}"})
             continue
+        counted = sorted(d for d in present if sensor.counts.get(d, 1) > 1)
+        if counted:
+            needs = ", ".join(f"{d}: {sensor.counts[d]}" for d in counted)
+            result.triggers.append({"name": trigger.name, "verdict": f"counts toward its condition (matching events needed: {needs})"})
+            continue
         events = {d: e for d, e in matched.items() if d in names}
         entry: dict[str, Any] = {"name": trigger.name, "verdict": "would fire"}
+        if trigger.spec.within is not None:
+            entry["verdict"] = f"would fire if the event is younger than {trigger.spec.within:g}s (within)"
         try:
             doc = json.loads(trigger.spec.template.model_dump_json(exclude_unset=True))
             doc, written = apply_parameters(trigger.template_parameters, doc, events, env)

@@ -260,7 +260,7 @@ class SensorRuntime:
         assert self._state is not None
         sensor = running.sensor
         for trigger in sensor.triggers:
-            if trigger.stateless:
+            if not sensor.keeps_state(trigger):
                 continue
             for key, events in (await self._state.pending(sensor.namespace, sensor.name, trigger.name)).items():
                 log.info("sensor %s/%s trigger %s: completing firing %s left over from a restart", sensor.namespace, sensor.name, trigger.name, key)
@@ -306,7 +306,7 @@ class SensorRuntime:
             matched = {d: e for d, e in matched.items() if (now - e.time).total_seconds() <= trigger.spec.within}
             if not matched:
                 return
-        if trigger.stateless and all(sensor.counts.get(d, 1) == 1 for d in trigger.condition.names):
+        if not sensor.keeps_state(trigger):
             ids = sorted({e.id for e in matched.values()})
             due = {idempotency_key(sensor.namespace, sensor.name, trigger.name, ids): matched}
             stateful = False
@@ -316,8 +316,19 @@ class SensorRuntime:
             due, stateful = offer.due, True
         for key, events in due.items():
             if trigger.spec.atLeastOnce:
-                await self._fire(running, trigger, key, events)
+                try:
+                    await self._fire(running, trigger, key, events)
+                except Undeliverable:
+                    if stateful:  # the event is parked with the failure: the firing is over
+                        assert self._state is not None
+                        await self._state.settle(sensor.namespace, sensor.name, trigger.name, key)
+                    raise
             else:
+                # At-most-once: the event is acked before the effect. The detached firings are
+                # still capped, so a slow or rate-limited trigger slows the consumer instead of
+                # piling up tasks in memory.
+                while len(running.background) >= self.consumer_options.max_in_flight:
+                    await asyncio.wait(list(running.background), return_when=asyncio.FIRST_COMPLETED)
                 task = asyncio.create_task(self._fire_detached(running, trigger, key, events))
                 running.background.add(task)
                 task.add_done_callback(running.background.discard)
@@ -365,7 +376,7 @@ class SensorRuntime:
         if error is not None:
             detail["error"] = error
         if slot.endswith("/dlq"):
-            detail["dlqOf"] = trigger.name
+            detail["dlqOf"] = slot.removesuffix("/dlq")
         outcome = "Succeeded" if error is None else "Failed"
         record = self.record_type(
             key=key, namespace=sensor.namespace, sensor=sensor.name, trigger=slot, fired_at=datetime.now(UTC), outcome=outcome,

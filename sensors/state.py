@@ -96,7 +96,6 @@ def offer(
     pending firings that involve these events (new or left over from a crash)."""
     state = ConditionState.load(raw)
     ids = {e.id for e in matched.values()}
-    _expire(state, trigger, now)
     for dep, event in matched.items():
         if event.id in state.consumed or any(p.get(dep, {}).get("id") == event.id for p in state.pending.values()):
             continue  # a redelivery of an event already counted
@@ -105,6 +104,7 @@ def offer(
             continue
         times = [*(slot["times"] if slot else []), _epoch(event)][-counts.get(dep, 1) :]
         state.deps[dep] = {"event": event.model_dump(mode="json", exclude_none=True), "times": times}
+    _expire(state, trigger, now)  # after adding: an event from before the last reset does not count either
     present = {d for d, s in state.deps.items() if len(s["times"]) >= counts.get(d, 1)}
     if trigger.condition.evaluate(present):
         used = {d: state.deps[d]["event"] for d in present if d in trigger.condition.names}

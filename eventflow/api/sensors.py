@@ -44,7 +44,7 @@ async def _with_status(request: Request, record: ResourceRecord) -> dict[str, An
         compiled = runtime.get(record.namespace, record.name)
         if compiled is not None:
             status["triggers"] = {
-                t.name: await runtime.condition_state(record.namespace, record.name, t.name) for t in compiled.triggers if not t.stateless
+                t.name: await runtime.condition_state(record.namespace, record.name, t.name) for t in compiled.triggers if compiled.keeps_state(t)
             }
         out["status"] = status
     return out

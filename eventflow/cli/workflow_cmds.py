@@ -213,7 +213,7 @@ def _cel() -> Any:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    docs = [(f, d) for f in args.files for d in _load(f)]
+    docs = [(f, d) for f in _files(args.files) for d in _load(f)]
     templates = {d.metadata.name: d for _, d in docs if isinstance(d, (WorkflowTemplate, ClusterWorkflowTemplate))}
     failed = 0
     for file, doc in docs:

@@ -283,3 +283,29 @@ async def test_redelivered_workflow_firing_finds_the_workflow_it_created(sensors
     scheduler = s.runtime.trigger_context["scheduler"]
     records = await scheduler.store.list_workflows("default")
     assert len(records) == 1
+
+
+async def test_at_most_once_trigger_still_fires_every_event(sensors: SensorHarness) -> None:
+    await sensors.apply(sensor_manifest("amo", [dep("a")], [log_trigger(atLeastOnce=False, rateLimit={"unit": "Second", "requestsPerUnit": 1000})]))
+    events = [webhook_event({"n": i}) for i in range(20)]
+    await sensors.publish(*events)
+    firings = await sensors.wait_firings("amo", 20)
+    assert sorted(f.event_ids[0] for f in firings) == sorted(e.id for e in events)
+
+
+async def test_failed_and_firing_is_not_performed_again_after_its_event_was_parked(sensors_with_scheduler: SensorHarness) -> None:
+    s = sensors_with_scheduler
+    bad = _workflow_trigger("bad", [])
+    bad["template"]["k8s"]["source"]["resource"]["spec"]["entrypoint"] = "nope"
+    manifest = sensor_manifest("parked-and", [dep("a", event="a"), dep("b", event="b")], [bad])
+    await s.apply(manifest)
+    await s.publish(webhook_event({}, event="a"))
+    await s.settled("parked-and")
+    await s.publish(webhook_event({}, event="b"))
+    await s.settled("parked-and")
+    [failed] = await s.history("parked-and")
+    assert failed.outcome == "Failed"
+    assert (await s.runtime.condition_state("default", "parked-and", "bad"))["pending"] == []
+    await s.apply(manifest)  # a restart performs left-over firings: there must be none
+    [again] = await s.history("parked-and")
+    assert again.fired_at == failed.fired_at
