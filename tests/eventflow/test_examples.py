@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from eventflow.config import load_server_config
 
@@ -21,3 +25,12 @@ def test_config_layers_flags_over_env_over_file(tmp_path: Path) -> None:
     config = load_server_config({"port": 3000}, config_file=cfg, environ=env)
     assert (config.port, config.log_level, config.bus.prefix) == (3000, "debug", "fromenv")
     assert load_server_config({}, config_file=cfg, environ=env).port == 2000
+
+
+@pytest.mark.parametrize("folder", ["event-sources", "sensors", "workflows"])
+def test_every_example_resource_lints_clean(folder: str) -> None:
+    files = sorted((EXAMPLES / folder).glob("*.yaml"))
+    assert files, f"no examples in {folder}"
+    result = subprocess.run([sys.executable, "-m", "eventflow.cli", "lint", *map(str, files)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "no linting errors found" in result.stdout
