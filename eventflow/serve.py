@@ -160,12 +160,13 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
             loop.add_signal_handler(signal.SIGHUP, _reload_caps, scheduler, reload)
         cron = CronRunner(scheduler)
         extra: dict[str, object] = {"scheduler": scheduler, "cron": cron}
+        secrets = Secrets(data_dir / "secrets")
         if "sources" in config.roles:
             webhooks = WebhookServer(config.host, main_port=sock.getsockname()[1], reserved=RESERVED_PATHS)
-            runtime = SourceRuntime(bus, webhooks, Secrets(data_dir / "secrets"))
+            runtime = SourceRuntime(bus, webhooks, secrets)
             extra["sources"] = runtime
         if "sensors" in config.roles:
-            sensors = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context={"scheduler": scheduler, "bus": bus, "resources": store})
+            sensors = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context={"scheduler": scheduler, "bus": bus, "resources": store, "secrets": secrets})
             extra["sensors"] = sensors
         state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra)
         if "scheduler" in config.roles:

@@ -67,6 +67,7 @@ class CompiledTrigger:
     template_parameters: tuple[CompiledParameter, ...]
     kind_parameters: tuple[CompiledParameter, ...]
     dlq: CompiledTrigger | None = None
+    payload: tuple[CompiledParameter, ...] = ()  # ``<kind>.payload``: the body HTTP/NATS triggers send
 
     @property
     def name(self) -> str:
@@ -233,9 +234,11 @@ def _trigger(trigger: Trigger, where: str, deps: list[str], env: CelEnvironment,
     template_json = json.loads(template.model_dump_json(exclude_unset=True))
     template_params = _parameters(trigger.parameters, f"{where}.parameters", deps, env, problems, template_json)
     kind_params: list[CompiledParameter] = []
+    payload: list[CompiledParameter] = []
     if kind_key:
         body = dict((template.model_extra or {})[kind_key] or {})
         raw_params = body.pop("parameters", None) or []
+        raw_payload = body.pop("payload", None) or []
         try:
             config = available[kind_key].Config.model_validate(body)
         except ValidationError as exc:
@@ -249,6 +252,12 @@ def _trigger(trigger: Trigger, where: str, deps: list[str], env: CelEnvironment,
             params = []
         resource = (body.get("source") or {}).get("resource") if isinstance(body.get("source"), dict) else None
         kind_params = _parameters(params, f"{tw}.{kind_key}.parameters", deps, env, problems, resource)
+        try:
+            payload_params = [Parameter.model_validate(p) for p in raw_payload]
+        except ValidationError as exc:
+            problems += pydantic_problems(exc, f"{tw}.{kind_key}.payload")
+            payload_params = []
+        payload = _parameters(payload_params, f"{tw}.{kind_key}.payload", deps, env, problems, None)
     dlq = None
     if trigger.dlqTrigger is not None:
         if not trigger.atLeastOnce or not trigger.dlqTrigger.atLeastOnce:
@@ -256,7 +265,9 @@ def _trigger(trigger: Trigger, where: str, deps: list[str], env: CelEnvironment,
         dlq = _trigger(trigger.dlqTrigger, f"{where}.dlqTrigger", deps, env, problems)
     if not kind_key:
         return None
-    return CompiledTrigger(trigger, where, kind_key, available[kind_key], condition, resets, tuple(template_params), tuple(kind_params), dlq)
+    return CompiledTrigger(
+        trigger, where, kind_key, available[kind_key], condition, resets, tuple(template_params), tuple(kind_params), dlq, tuple(payload)
+    )
 
 
 def _parameters(

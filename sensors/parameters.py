@@ -22,10 +22,10 @@ from typing import Any
 from eventbus import CloudEvent
 from sensors.cel import CelEnvironment, CelEvalError, CelProgram
 from sensors.gotemplate import GoTemplate, TemplateError
-from sensors.paths import MISSING, PathError, get_path, set_path
+from sensors.paths import MISSING, PathError, build_path, get_path, set_path
 from sensors.spec import Parameter
 
-__all__ = ["CompiledParameter", "ParameterError", "apply_parameters", "event_context"]
+__all__ = ["CompiledParameter", "ParameterError", "apply_parameters", "build_payload", "event_context"]
 
 
 class ParameterError(ValueError):
@@ -90,6 +90,24 @@ def resolve_value(param: CompiledParameter, events: Mapping[str, CloudEvent], en
             return src.value
         raise ParameterError(f"{param.where}.src: {reason} in the event of {src.dependencyName!r} (id {event.id}), and no default value")
     return value if src.useRawData else _as_text(value)
+
+
+def build_payload(
+    params: Sequence[CompiledParameter], events: Mapping[str, CloudEvent], env: CelEnvironment
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A trigger's ``payload``: a JSON object built from nothing by its parameters."""
+    out: dict[str, Any] = {}
+    written: list[dict[str, Any]] = []
+    for param in params:
+        value = resolve_value(param, events, env)
+        if value is MISSING:
+            continue
+        try:
+            build_path(out, param.spec.dest, value, param.spec.operation)
+        except PathError as exc:
+            raise ParameterError(f"{param.where}.dest: {exc}") from None
+        written.append({"dest": f"payload.{param.spec.dest}", "value": value, "operation": param.spec.operation})
+    return out, written
 
 
 def apply_parameters(

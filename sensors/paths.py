@@ -36,6 +36,7 @@ from typing import Any, Final, Literal, assert_never
 __all__ = [
     "MISSING",
     "PathError",
+    "build_path",
     "check_dest",
     "get_path",
     "go_float",
@@ -120,6 +121,18 @@ def set_path(doc: Any, dest: str, value: Any, operation: Operation = "overwrite"
         container.append(new)
     else:
         container[slot] = new
+
+
+def build_path(doc: dict[str, Any], dest: str, value: Any, operation: Operation = "overwrite") -> None:
+    """Like `set_path`, but missing mappings on the way are created: how a trigger's ``payload`` is
+    built from nothing (Argo's ``sjson.Set`` on an empty object)."""
+    segments = _parse(dest, selectors=True)
+    current: Any = doc
+    for segment in segments[:-1]:
+        if not isinstance(current, dict) or isinstance(segment, _Select):
+            break  # lists and selections are never created: set_path names the problem
+        current = current.setdefault(segment, {})
+    set_path(doc, dest, value, operation)
 
 
 def check_dest(doc: Any, dest: str) -> str | None:

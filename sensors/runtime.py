@@ -37,7 +37,7 @@ from eventbus.consumer import Consumer
 from sensors.cel import CelEnvironment
 from sensors.compile import CompiledSensor, CompiledTrigger, compile_sensor, pydantic_problems
 from sensors.matching import match_event
-from sensors.parameters import ParameterError, apply_parameters
+from sensors.parameters import ParameterError, apply_parameters, build_payload
 from sensors.spec import Backoff, RateLimit
 from sensors.state import ConditionStore, idempotency_key
 from triggers.base import Firing, TriggerContext, TriggerFailed, TriggerRejected, TriggerResult
@@ -403,6 +403,7 @@ class SensorRuntime:
             template, written = apply_parameters(trigger.template_parameters, running.template_docs[slot], events, self.env)
             body = dict(template.get(trigger.kind_key) or {})
             body.pop("parameters", None)
+            body.pop("payload", None)
             config = trigger.kind.Config.model_validate(body)
         except ParameterError as exc:
             return None, str(exc), 0, written
@@ -417,7 +418,15 @@ class SensorRuntime:
             kind_written.extend(more)
             return out
 
-        firing = Firing(running.sensor.namespace, running.sensor.name, trigger.name, key, events, kind_parameters)
+        def payload() -> dict[str, Any]:
+            try:
+                out, more = build_payload(trigger.payload, events, self.env)
+            except ParameterError as exc:
+                raise TriggerRejected(str(exc)) from None
+            kind_written.extend(more)
+            return out
+
+        firing = Firing(running.sensor.namespace, running.sensor.name, trigger.name, key, events, kind_parameters, payload)
         backoff = trigger.spec.retryStrategy or Backoff()
         instance = running.triggers[slot]
         error = ""

@@ -66,6 +66,9 @@ class Firing:
     # Returns a copy of a document (the kind's resource) with the kind-level parameters
     # (``k8s.parameters`` ...) applied; raises ``TriggerRejected`` when one cannot be.
     apply_parameters: ApplyParameters
+    # Builds the kind's ``payload`` (a JSON object) from its payload parameters for these events;
+    # raises ``TriggerRejected`` when one cannot be resolved.
+    payload: Callable[[], dict[str, Any]] = dict
 
     @property
     def event_ids(self) -> list[str]:
@@ -89,6 +92,8 @@ class TriggerContext:
     scheduler: Any = None  # workflows.scheduler.Scheduler, for kinds that create workflows
     bus: Any = None  # eventbus.JetStreamBus
     resources: Any = None  # the resource store (ConfigMaps, WorkflowTemplates)
+    secrets: Any = None  # sources.secrets.Secrets: secureHeaders, basicAuth passwords
+    kube: Any = None  # a Kubernetes API client factory when a cluster is configured
 
 
 class TriggerKind(Protocol):

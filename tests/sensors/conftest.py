@@ -15,6 +15,7 @@ import pytest
 from eventbus import CloudEvent, ConsumerOptions, JetStreamBus
 from eventflow.database import open_engine
 from sensors.runtime import SensorRuntime
+from sources.secrets import Secrets
 from tests.support.poll import eventually
 from tests.support.scheduler import running_scheduler
 from workflows.store import FiringRecord, WorkflowStore
@@ -87,7 +88,7 @@ async def sensor_harness(bus: JetStreamBus, tmp_path: Path, *, scheduler: Any = 
     engine = open_engine(f"sqlite:///{tmp_path / 'sensors.db'}")
     store = WorkflowStore(engine)
     await store.migrate()
-    context = {"scheduler": scheduler, "bus": bus, "resources": store}
+    context = {"scheduler": scheduler, "bus": bus, "resources": store, "secrets": Secrets(tmp_path / "secrets")}
     runtime = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context=context, consumer_options=options)
     await runtime.start()
     try:
