@@ -166,7 +166,7 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
             runtime = SourceRuntime(bus, webhooks, secrets)
             extra["sources"] = runtime
         if "sensors" in config.roles:
-            sensors = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context={"scheduler": scheduler, "bus": bus, "resources": store, "secrets": secrets})
+            sensors = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context={"scheduler": scheduler, "bus": bus, "resources": store, "secrets": secrets, "resource_dir": data_dir / "trigger-resources"})
             extra["sensors"] = sensors
         state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra)
         if "scheduler" in config.roles:

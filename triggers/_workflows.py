@@ -20,7 +20,7 @@ from workflows.models import Workflow
 from workflows.store import AlreadyExists
 from workflows.submit import SubmitOptions
 
-__all__ = ["KEY_ANNOTATION", "create_workflow", "is_workflow"]
+__all__ = ["KEY_ANNOTATION", "create_workflow", "firing_annotations", "firing_labels", "is_workflow"]
 
 SENSOR_LABEL = "events.argoproj.io/sensor"
 TRIGGER_LABEL = "events.argoproj.io/trigger"
@@ -34,23 +34,35 @@ def is_workflow(resource: Any) -> bool:
     return isinstance(resource, dict) and resource.get("kind") == "Workflow" and str(resource.get("apiVersion", "")).startswith("argoproj.io/")
 
 
-async def create_workflow(context: TriggerContext, firing: Firing, resource: dict[str, Any]) -> TriggerResult:
+def firing_labels(firing: Firing) -> dict[str, str]:
+    return {SENSOR_LABEL: firing.sensor, TRIGGER_LABEL: firing.trigger, TIMESTAMP_LABEL: str(int(time.time()))}
+
+
+def firing_annotations(firing: Firing) -> dict[str, str]:
+    """Correlation: the firing's key, its events and where they came from."""
+    sources = sorted({f"{e.eventsource}/{e.eventname}" for e in firing.events.values()})
+    return {KEY_ANNOTATION: firing.key, EVENTS_ANNOTATION: ",".join(firing.event_ids), SOURCES_ANNOTATION: ",".join(sources)}
+
+
+async def create_workflow(
+    context: TriggerContext, firing: Firing, resource: dict[str, Any], *, options: SubmitOptions | None = None, parameters_applied: bool = False
+) -> TriggerResult:
     scheduler = context.scheduler
     if scheduler is None:
         raise TriggerFailed("no workflow scheduler runs in this process")
-    manifest = firing.apply_parameters(resource)
+    manifest = resource if parameters_applied else firing.apply_parameters(resource)
     meta = dict(manifest.get("metadata") or {})
     namespace = str(meta.get("namespace") or firing.namespace)
     name = meta.get("name") or f"{meta.get('generateName') or firing.sensor + '-'}{firing.key[:10]}"
-    labels = {SENSOR_LABEL: firing.sensor, TRIGGER_LABEL: firing.trigger, TIMESTAMP_LABEL: str(int(time.time()))}
-    sources = sorted({f"{e.eventsource}/{e.eventname}" for e in firing.events.values()})
-    annotations = {KEY_ANNOTATION: firing.key, EVENTS_ANNOTATION: ",".join(firing.event_ids), SOURCES_ANNOTATION: ",".join(sources)}
     try:
         workflow = Workflow.model_validate(manifest)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise TriggerRejected(f"the Workflow is not valid: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
-    options = SubmitOptions(namespace=namespace, name=str(name), labels=labels, annotations=annotations)
+    options = options or SubmitOptions()
+    options.namespace, options.name = namespace, str(name)
+    options.labels = {**options.labels, **firing_labels(firing)}
+    options.annotations = {**options.annotations, **firing_annotations(firing)}
     try:
         record = await scheduler.submit(workflow, options, file=f"sensor {firing.sensor} trigger {firing.trigger}")
     except AlreadyExists:

@@ -1,17 +1,45 @@
-"""``argoWorkflow``: submit a workflow to the built-in scheduler, in-process (Argo Events shells out
-to the ``argo`` CLI per event), idempotently by the firing's key."""
+"""``argoWorkflow``: Argo Events' Argo Workflow trigger, performed in-process on the built-in scheduler
+(Argo Events shells out to the ``argo`` CLI per event).
+
+Operations, as the ``argo`` CLI's verbs: ``submit`` (the resource is a Workflow), ``submit-from`` (the
+resource names a WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow), and ``resubmit``,
+``retry``, ``resume``, ``suspend``, ``terminate``, ``stop`` on the workflow the resource names.
+``args`` are the CLI flags Argo Events users pass; the ones that mean something here are honoured
+(see ``_FLAGS``), any other is refused when the sensor is applied.
+
+Idempotent by the firing's key: a submitted or resubmitted workflow's name derives from it, so a
+redelivered firing finds its workflow instead of making a second.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from triggers._source import ResourceSource
-from triggers._workflows import create_workflow, is_workflow
-from triggers.base import Firing, TriggerContext, TriggerResult, register
+from triggers._workflows import KEY_ANNOTATION, create_workflow, firing_annotations, firing_labels, is_workflow
+from triggers.base import Firing, TriggerContext, TriggerFailed, TriggerRejected, TriggerResult, register
+from workflows.scheduler import WorkflowNotActive, WorkflowNotFound
+from workflows.store import AlreadyExists
+from workflows.submit import SubmitOptions
 
 __all__ = ["ArgoWorkflowConfig", "ArgoWorkflowTrigger"]
+
+OPERATIONS = ("submit", "submit-from", "resubmit", "retry", "resume", "suspend", "terminate", "stop")
+_FROM_KINDS = {"workflowtemplate": "WorkflowTemplate", "clusterworkflowtemplate": "ClusterWorkflowTemplate", "cronworkflow": "CronWorkflow"}
+# flag -> (operations it applies to, takes a value)
+_FLAGS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "-p": (("submit", "submit-from"), True),
+    "--parameter": (("submit", "submit-from"), True),
+    "--entrypoint": (("submit", "submit-from"), True),
+    "--generate-name": (("submit", "submit-from"), True),
+    "--name": (("submit", "submit-from"), True),
+    "-l": (("submit", "submit-from"), True),
+    "--labels": (("submit", "submit-from"), True),
+    "--memoized": (("resubmit",), False),
+    "--node-field-selector": (("resume", "retry"), True),
+}
 
 
 class ArgoWorkflowConfig(BaseModel):
@@ -19,6 +47,47 @@ class ArgoWorkflowConfig(BaseModel):
     source: ResourceSource
     operation: str = "submit"
     args: list[str] = Field(default_factory=list)
+
+
+def _parse_args(args: list[str], operation: str, where: str) -> tuple[dict[str, list[str]], list[str]]:
+    """Flags as {flag: values}, and problems naming the YAML path."""
+    flags: dict[str, list[str]] = {}
+    problems: list[str] = []
+    i = 0
+    while i < len(args):
+        raw = args[i]
+        name, eq, inline = raw.partition("=") if raw.startswith("--") else (raw, "", "")
+        spec = _FLAGS.get(name)
+        if spec is None:
+            problems.append(f"{where}.args[{i}]: {raw!r} is not supported (supported: {', '.join(sorted(_FLAGS))})")
+            i += 1
+            continue
+        ops, takes_value = spec
+        if operation not in ops:
+            problems.append(f"{where}.args[{i}]: {name} is not supported with operation {operation!r} (it applies to: {', '.join(ops)})")
+        value = ""
+        if takes_value:
+            if eq:
+                value = inline
+            elif i + 1 < len(args):
+                i += 1
+                value = args[i]
+            else:
+                problems.append(f"{where}.args[{i}]: {name} needs a value")
+        flags.setdefault(name.replace("--parameter", "-p").replace("--labels", "-l"), []).append(value)
+        i += 1
+    return flags, problems
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for value in values:
+        for item in value.split(",") if what == "label" else [value]:
+            key, sep, val = item.partition("=")
+            if not sep:
+                raise TriggerRejected(f"args: {what} {item!r} is not name=value")
+            out[key] = val
+    return out
 
 
 @register
@@ -31,16 +100,114 @@ class ArgoWorkflowTrigger:
 
     @staticmethod
     def check(config: ArgoWorkflowConfig, where: str) -> list[str]:
-        if config.operation != "submit":
-            return [f"{where}.operation: {config.operation!r} is not supported yet (supported: submit)"]
+        if config.operation not in OPERATIONS:
+            return [f"{where}.operation: {config.operation!r} is not an operation (one of: {', '.join(OPERATIONS)})"]
         problems = config.source.check(f"{where}.source")
+        problems += _parse_args(config.args, config.operation, where)[1]
         resource = config.source.resource
-        if resource is not None and not is_workflow(resource):
+        if resource is None:
+            return problems
+        if config.operation == "submit-from":
+            if str(resource.get("kind", "")).lower() not in _FROM_KINDS:
+                problems.append(f"{where}.source.resource.kind: submit-from needs a WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow, got {resource.get('kind')!r}")
+        elif not is_workflow(resource):
             problems.append(f"{where}.source.resource: expected an argoproj.io/v1alpha1 Workflow")
+        elif config.operation != "submit" and not (resource.get("metadata") or {}).get("name"):
+            problems.append(f"{where}.source.resource.metadata.name: {config.operation} needs the name of the workflow to act on")
         return problems
 
     async def fire(self, config: ArgoWorkflowConfig, firing: Firing) -> TriggerResult:
-        return await create_workflow(self.context, firing, config.source.load())
+        scheduler = self.context.scheduler
+        if scheduler is None:
+            raise TriggerFailed("no workflow scheduler runs in this process")
+        flags, problems = _parse_args(config.args, config.operation, "args")
+        if problems:
+            raise TriggerRejected("; ".join(problems))
+        resource = firing.apply_parameters(await config.source.load(self.context, firing.namespace))
+        meta = resource.get("metadata") or {}
+        namespace = str(meta.get("namespace") or firing.namespace)
+        name = str(meta.get("name") or "")
+        options = SubmitOptions(
+            parameters=_pairs(flags.get("-p", []), "parameter"), entrypoint=(flags.get("--entrypoint") or [None])[-1],
+            labels=_pairs(flags.get("-l", []), "label"),
+        )  # fmt: skip
+        try:
+            match config.operation:
+                case "submit":
+                    if flags.get("--name"):
+                        resource.setdefault("metadata", {})["name"] = flags["--name"][-1]
+                    if flags.get("--generate-name"):
+                        resource.setdefault("metadata", {})["generateName"] = flags["--generate-name"][-1]
+                    return await create_workflow(self.context, firing, resource, options=options, parameters_applied=True)
+                case "submit-from":
+                    return await self._submit_from(firing, resource, namespace, options, flags)
+                case "resubmit":
+                    return await self._resubmit(firing, namespace, name, memoized="--memoized" in flags)
+                case "retry":
+                    record = await scheduler.retry(namespace, name)
+                case "resume":
+                    record = await scheduler.resume(namespace, name, node_filter=_node_filter(flags))
+                case "suspend":
+                    record = await scheduler.suspend(namespace, name)
+                case "terminate" | "stop":
+                    record = await scheduler.terminate(namespace, name, "Terminate" if config.operation == "terminate" else "Stop")
+                case _:
+                    raise TriggerRejected(f"operation {config.operation!r} is not supported")
+        except WorkflowNotFound:
+            raise TriggerRejected(f"{config.operation}: workflow {namespace}/{name} not found") from None
+        except WorkflowNotActive as exc:
+            raise TriggerRejected(f"{config.operation}: {exc}") from None
+        return TriggerResult({"workflow": record.name, "namespace": record.namespace, "operation": config.operation})
+
+    async def _submit_from(
+        self, firing: Firing, resource: dict[str, Any], namespace: str, options: SubmitOptions, flags: dict[str, list[str]]
+    ) -> TriggerResult:
+        kind = _FROM_KINDS[str(resource.get("kind", "")).lower()]
+        source = str((resource.get("metadata") or {}).get("name") or "")
+        if not source:
+            raise TriggerRejected(f"submit-from: the {kind}'s metadata.name is required")
+        generate = (flags.get("--generate-name") or [f"{source}-"])[-1]
+        metadata: dict[str, Any] = {"generateName": generate}
+        if flags.get("--name"):
+            metadata["name"] = flags["--name"][-1]
+        if kind == "CronWorkflow":
+            record = await self.context.scheduler.store.get_resource("CronWorkflow", namespace, source)
+            if record is None:
+                raise TriggerRejected(f"submit-from: CronWorkflow {namespace}/{source} not found")
+            spec = (record.manifest.get("spec") or {}).get("workflowSpec") or {}
+            metadata["labels"] = {"workflows.argoproj.io/cron-workflow": source}
+        else:
+            spec = {"workflowTemplateRef": {"name": source, **({"clusterScope": True} if kind == "ClusterWorkflowTemplate" else {})}}
+        workflow = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": metadata, "spec": spec}
+        return await create_workflow(self.context, firing, workflow, options=options, parameters_applied=True)
+
+    async def _resubmit(self, firing: Firing, namespace: str, name: str, *, memoized: bool) -> TriggerResult:
+        scheduler = self.context.scheduler
+        new_name = f"{name}-{firing.key[:10]}"
+        options = SubmitOptions(name=new_name, labels=firing_labels(firing), annotations=firing_annotations(firing))
+        try:
+            record = await scheduler.resubmit(namespace, name, memoized=memoized, options=options)
+        except AlreadyExists:
+            existing = await scheduler.store.get_workflow(namespace, new_name)
+            if existing is not None and existing.annotations.get(KEY_ANNOTATION) == firing.key:
+                return TriggerResult({"workflow": new_name, "namespace": namespace, "operation": "resubmit", "existing": True})
+            raise TriggerRejected(f"resubmit: workflow {namespace}/{new_name} already exists (created by something else)") from None
+        return TriggerResult({"workflow": record.name, "namespace": record.namespace, "operation": "resubmit"})
 
     async def close(self) -> None:
         return None
+
+
+def _node_filter(flags: dict[str, list[str]]) -> Any:
+    selectors = flags.get("--node-field-selector")
+    if not selectors:
+        return None
+    wanted = _pairs(selectors[-1].split(","), "node field selector")
+
+    def match(node: Any) -> bool:
+        fields = {"displayName": node.display_name, "name": node.name, "templateName": node.template_name, "phase": node.phase.value, "id": node.id}
+        return all(str(fields.get(k)) == v for k, v in wanted.items())
+
+    return match
+
+

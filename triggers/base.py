@@ -94,6 +94,7 @@ class TriggerContext:
     resources: Any = None  # the resource store (ConfigMaps, WorkflowTemplates)
     secrets: Any = None  # sources.secrets.Secrets: secureHeaders, basicAuth passwords
     kube: Any = None  # a Kubernetes API client factory when a cluster is configured
+    resource_dir: Any = None  # where ``source.file`` resources are read from (a Path)
 
 
 class TriggerKind(Protocol):

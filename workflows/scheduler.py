@@ -628,9 +628,12 @@ class Scheduler:
         await self._load(record, recovering=True)
         return record
 
-    async def resubmit(self, namespace: str, name: str, *, memoized: bool = False) -> WorkflowRecord:
+    async def resubmit(
+        self, namespace: str, name: str, *, memoized: bool = False, options: SubmitOptions | None = None
+    ) -> WorkflowRecord:
         """Submit a new workflow with the same spec (generateName ``<name>-``); ``memoized``: the
-        steps that succeeded in this one are not run again (Argo's ``resubmit --memoized``)."""
+        steps that succeeded in this one are not run again (Argo's ``resubmit --memoized``).
+        ``options`` may name the new workflow and add labels/annotations (a trigger's idempotency)."""
         record = await self.store.get_workflow(namespace, name)
         if record is None:
             raise WorkflowNotFound(namespace, name)
@@ -642,7 +645,9 @@ class Scheduler:
         meta["generateName"] = f"{name}-"
         meta["labels"] = {**meta.get("labels", {}), "workflows.argoproj.io/resubmitted-from-workflow": name}
         workflow = Workflow.model_validate({**manifest, "metadata": meta})
-        return await self.submit(workflow, SubmitOptions(namespace=namespace), reuse=reuse)
+        options = options or SubmitOptions()
+        options.namespace = namespace
+        return await self.submit(workflow, options, reuse=reuse)
 
     async def wait_done(self, namespace: str, name: str, timeout: float) -> WorkflowRecord:
         """The workflow once it finished (or as it is when ``timeout`` runs out)."""

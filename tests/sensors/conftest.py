@@ -86,16 +86,18 @@ class SensorHarness:
 async def sensor_harness(bus: JetStreamBus, tmp_path: Path, *, scheduler: Any = None, options: ConsumerOptions | None = None) -> AsyncIterator[SensorHarness]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     engine = open_engine(f"sqlite:///{tmp_path / 'sensors.db'}")
-    store = WorkflowStore(engine)
+    # As in the server: with a scheduler, history and resources live in its store.
+    store = scheduler.store if scheduler is not None else WorkflowStore(engine)
     await store.migrate()
-    context = {"scheduler": scheduler, "bus": bus, "resources": store, "secrets": Secrets(tmp_path / "secrets")}
+    context = {"scheduler": scheduler, "bus": bus, "resources": store, "secrets": Secrets(tmp_path / "secrets"), "resource_dir": tmp_path / "trigger-resources"}
     runtime = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context=context, consumer_options=options)
     await runtime.start()
     try:
         yield SensorHarness(runtime, store, bus)
     finally:
         await runtime.close()
-        store.close()
+        if scheduler is None:
+            store.close()
         await engine.dispose()
 
 
