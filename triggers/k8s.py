@@ -42,7 +42,7 @@ class K8sTrigger:
         return problems
 
     async def fire(self, config: K8sConfig, firing: Firing) -> TriggerResult:
-        return await create_workflow(self.context, firing, config.source.load())
+        return await create_workflow(self.context, firing, await config.source.load(self.context, firing.namespace))
 
     async def close(self) -> None:
         return None
