@@ -15,6 +15,9 @@ from workflows.store import OutboxEvent, WorkflowRecord, WorkflowStore
 
 __all__ = ["OutboxPublisher", "lifecycle_event", "progress"]
 
+# Set by the sensors' workflow triggers (Argo Events' annotation namespace).
+TRIGGER_EVENTS_ANNOTATION = "events.argoproj.io/event-ids"
+
 
 def progress(nodes: dict[str, NodeStatus]) -> str:
     pods = [n for n in nodes.values() if n.type == NodeType.POD]
@@ -36,6 +39,10 @@ def lifecycle_event(subjects: Subjects, record: WorkflowRecord, phase: WorkflowP
         "progress": progress(nodes),
         "outputs": outputs,
     }
+    triggered_by = record.annotations.get(TRIGGER_EVENTS_ANNOTATION)
+    if triggered_by:
+        # Correlation: the events a sensor created this workflow from (the ids webhooks answered with).
+        data["eventIds"] = triggered_by.split(",")
     # A retried workflow runs again under the same uid: its events need ids of their own, or the
     # outbox and the bus's dedupe would take them for the first run's.
     run = int(record.status.get("retries") or 0)

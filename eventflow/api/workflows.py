@@ -18,6 +18,7 @@ from workflows.errors import LintError
 from workflows.lint import lint
 from workflows.models import ClusterWorkflowTemplate, ConfigMap, CronWorkflow, Workflow, WorkflowTemplate
 from workflows.scheduler import Scheduler, parse_limit
+from triggers._workflows import EVENTS_ANNOTATION
 from workflows.store import AlreadyExists, ResourceRecord
 from workflows.submit import SubmitOptions, expression_check, prepare
 
@@ -91,6 +92,8 @@ async def list_workflows(request: Request) -> JSONResponse:
             continue
         if "metadata.name" in fields and record.name not in fields["metadata.name"]:
             continue
+        if "eventId" in fields and not set(fields["eventId"]) & set(record.annotations.get(EVENTS_ANNOTATION, "").split(",")):
+            continue  # eventflow: the workflows a sensor created from this event
         items.append(workflow_json(record, None))
     limit = int(q.get("listOptions.limit") or 0)
     if limit:
@@ -102,8 +105,8 @@ def _field_selector(text: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
-        if not sep or key.rstrip("=") not in ("metadata.name", "metadata.namespace", "status.phase"):
-            raise ApiError(400, f"unsupported field selector {part!r}; use metadata.name=, metadata.namespace= or status.phase=")
+        if not sep or key.rstrip("=") not in ("metadata.name", "metadata.namespace", "status.phase", "eventId"):
+            raise ApiError(400, f"unsupported field selector {part!r}; use metadata.name=, metadata.namespace=, status.phase= or eventId=")
         out.setdefault(key.rstrip("="), []).append(value.lstrip("="))
     return out
 

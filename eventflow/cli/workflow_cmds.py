@@ -136,8 +136,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     query: dict[str, str] = {}
     if args.selector:
         query["listOptions.labelSelector"] = args.selector
-    if args.phase:
-        query["listOptions.fieldSelector"] = ",".join(f"status.phase={p}" for p in args.phase.split(","))
+    fields = [f"status.phase={p}" for p in args.phase.split(",")] if args.phase else []
+    if args.event_id:
+        fields.append(f"eventId={args.event_id}")
+    if fields:
+        query["listOptions.fieldSelector"] = ",".join(fields)
     items = client.request("GET", path, params=query)["items"]
     if args.output in ("json", "yaml"):
         _emit(items, args.output)
@@ -309,6 +312,7 @@ def register(commands: Any) -> None:
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("-l", "--selector", help="label selector, e.g. app=x,env!=prod")
     p.add_argument("--phase", help="comma-separated phases, e.g. Running,Failed")
+    p.add_argument("--event-id", help="the workflows a sensor created from this event (the id a webhook answered with)")
     p.add_argument("-o", "--output", choices=["name", "json", "yaml", "wide"])
     add_client_flags(p)
     p.set_defaults(run=cmd_list)

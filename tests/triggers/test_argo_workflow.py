@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
+from eventbus import decode
 from sensors.cel import CelEnvironment
 from sensors.compile import SensorError, compile_sensor
 from tests.sensors.conftest import SensorHarness, dep, sensor_manifest, webhook_event
@@ -163,3 +164,25 @@ def test_unknown_operation_and_arg_are_refused_at_apply() -> None:
     ):
         with pytest.raises(SensorError, match=message):
             compile_sensor(sensor_manifest("s", [dep("a")], [trigger]), "s.yaml", None, env)
+
+
+async def test_completion_event_carries_the_triggering_event_id(sensors_with_scheduler: SensorHarness) -> None:
+    s = sensors_with_scheduler
+    received: list[Any] = []
+
+    async def collect(msg: Any) -> None:
+        received.append(decode(msg.data))
+
+    sub = await s.bus.nc.subscribe(s.bus.subjects.workflow("default", "*", "Succeeded"), cb=collect)
+    try:
+        await s.apply(sensor_manifest("correlate", [dep("a", event="correlate")], [_trigger("submit", {"resource": HELLO})]))
+        event = webhook_event({"msg": "hi"}, event="correlate")
+        await s.publish(event)
+        [firing] = await s.wait_firings("correlate", 1)
+        await eventually(lambda: bool(received), what="the Succeeded lifecycle event")
+    finally:
+        await sub.unsubscribe()
+    [done] = received
+    assert done.subject == firing.detail["result"]["workflow"]
+    assert done.data["eventIds"] == [event.id]
+    assert done.data["labels"]["events.argoproj.io/sensor"] == "correlate"
