@@ -426,7 +426,7 @@ class SensorRuntime:
             kind_written.extend(more)
             return out
 
-        firing = Firing(running.sensor.namespace, running.sensor.name, trigger.name, key, events, kind_parameters, payload)
+        firing = Firing(running.sensor.namespace, running.sensor.name, trigger.name, key, events, kind_parameters, payload, trigger.spec.policy)
         backoff = trigger.spec.retryStrategy or Backoff()
         instance = running.triggers[slot]
         error = ""

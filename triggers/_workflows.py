@@ -9,12 +9,15 @@ key; otherwise the firing is rejected (Argo would fail with "already exists" too
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from triggers.base import Firing, TriggerContext, TriggerFailed, TriggerRejected, TriggerResult
+from workflows.durations import parse_duration
 from workflows.errors import WorkflowError
 from workflows.models import Workflow
 from workflows.store import AlreadyExists
@@ -72,4 +75,39 @@ async def create_workflow(
         raise TriggerRejected(f"workflow {namespace}/{name} already exists (created by something else)") from None
     except WorkflowError as exc:
         raise TriggerRejected(str(exc)) from None
-    return TriggerResult({"workflow": record.name, "namespace": record.namespace})
+    result = TriggerResult({"workflow": record.name, "namespace": record.namespace})
+    policy = (firing.policy or {}).get("k8s")
+    if policy:
+        result.detail["policy"] = await _await_labels(scheduler, record.namespace, record.name, policy)
+    return result
+
+
+async def _await_labels(scheduler: Any, namespace: str, name: str, policy: Mapping[str, Any]) -> str:
+    """Argo's ``policy.k8s``: poll the created workflow with ``backoff`` until it carries
+    ``labels`` (the phase shows as ``workflows.argoproj.io/phase``). On timeout the firing fails
+    if ``errorOnBackoffTimeout``, else it succeeds with a note."""
+    wanted = {str(k): str(v) for k, v in (policy.get("labels") or {}).items()}
+    backoff = policy.get("backoff") or {}
+    steps = int(backoff.get("steps") or 1)
+    delay = _seconds(backoff.get("duration", 1))
+    factor = float(backoff.get("factor") or 1)
+    for attempt in range(steps):
+        record = await scheduler.store.get_workflow(namespace, name)
+        labels = {**(record.labels if record else {}), "workflows.argoproj.io/phase": record.phase.value if record else ""}
+        if all(labels.get(k) == v for k, v in wanted.items()):
+            return "labels matched"
+        if attempt < steps - 1:
+            await asyncio.sleep(delay)
+            delay *= factor
+    message = f"policy.k8s: workflow {namespace}/{name} did not get labels {wanted} within {steps} checks"
+    if policy.get("errorOnBackoffTimeout"):
+        raise TriggerRejected(message)
+    return message
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        return 1.0
+    if isinstance(value, int):
+        return value / 1e9  # Argo's integer durations are nanoseconds
+    return parse_duration(value) if isinstance(value, str) else float(value)

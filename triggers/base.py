@@ -69,6 +69,9 @@ class Firing:
     # Builds the kind's ``payload`` (a JSON object) from its payload parameters for these events;
     # raises ``TriggerRejected`` when one cannot be resolved.
     payload: Callable[[], dict[str, Any]] = dict
+    # The trigger's ``policy`` (Argo: ``k8s`` {backoff, labels, errorOnBackoffTimeout}, ``status``
+    # {allow}), as written.
+    policy: Mapping[str, Any] | None = None
 
     @property
     def event_ids(self) -> list[str]:

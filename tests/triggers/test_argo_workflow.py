@@ -186,3 +186,15 @@ async def test_completion_event_carries_the_triggering_event_id(sensors_with_sch
     assert done.subject == firing.detail["result"]["workflow"]
     assert done.data["eventIds"] == [event.id]
     assert done.data["labels"]["events.argoproj.io/sensor"] == "correlate"
+
+
+async def test_policy_k8s_waits_for_the_workflow_phase(sensors_with_scheduler: SensorHarness) -> None:
+    s = sensors_with_scheduler
+    waits = {"k8s": {"backoff": {"duration": "50ms", "factor": 1.5, "steps": 40}, "labels": {"workflows.argoproj.io/phase": "Succeeded"}, "errorOnBackoffTimeout": True}}
+    ok = await _fire(s, "policy-ok", {**_trigger("submit", {"resource": HELLO}), "policy": waits})
+    assert ok.outcome == "Succeeded" and ok.detail["result"]["policy"] == "labels matched"
+    record = await s.store.get_workflow("default", ok.detail["result"]["workflow"])
+    assert record.phase.value == "Succeeded"  # the firing finished only once the workflow had
+    never = {"k8s": {"backoff": {"duration": "10ms", "steps": 3}, "labels": {"workflows.argoproj.io/phase": "Failed"}, "errorOnBackoffTimeout": True}}
+    failed = await _fire(s, "policy-timeout", {**_trigger("submit", {"resource": HELLO}), "policy": never})
+    assert failed.outcome == "Failed" and "did not get labels" in failed.detail["error"]
