@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,16 +97,7 @@ def build_payload(
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A trigger's ``payload``: a JSON object built from nothing by its parameters."""
     out: dict[str, Any] = {}
-    written: list[dict[str, Any]] = []
-    for param in params:
-        value = resolve_value(param, events, env)
-        if value is MISSING:
-            continue
-        try:
-            build_path(out, param.spec.dest, value, param.spec.operation)
-        except PathError as exc:
-            raise ParameterError(f"{param.where}.dest: {exc}") from None
-        written.append({"dest": f"payload.{param.spec.dest}", "value": value, "operation": param.spec.operation})
+    written = _write(params, out, events, env, build_path, "payload.")
     return out, written
 
 
@@ -117,14 +108,21 @@ def apply_parameters(
     if not params:
         return document, []
     out = copy.deepcopy(document)
+    return out, _write(params, out, events, env, set_path, "")
+
+
+def _write(
+    params: Sequence[CompiledParameter], out: Any, events: Mapping[str, CloudEvent], env: CelEnvironment,
+    put: Callable[..., None], label: str,
+) -> list[dict[str, Any]]:  # fmt: skip
     written: list[dict[str, Any]] = []
     for param in params:
         value = resolve_value(param, events, env)
         if value is MISSING:
             continue
         try:
-            set_path(out, param.spec.dest, value, param.spec.operation)
+            put(out, param.spec.dest, value, param.spec.operation)
         except PathError as exc:
             raise ParameterError(f"{param.where}.dest: {exc}") from None
-        written.append({"dest": param.spec.dest, "value": value, "operation": param.spec.operation})
-    return out, written
+        written.append({"dest": label + param.spec.dest, "value": value, "operation": param.spec.operation})
+    return written

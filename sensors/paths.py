@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final, Literal, assert_never
+
+from workflows.expressions.gofmt import format_float, format_float_fixed
 
 __all__ = [
     "MISSING",
@@ -188,26 +188,9 @@ def to_json(value: Any) -> str:
 
 def go_float(x: float, style: Literal["f", "g", "json"]) -> str:
     """Go's strconv.FormatFloat(x, 'f'|'g', -1, 64) ('g' is fmt's `%v`); "json" is encoding/json's form."""
-    if math.isnan(x) or math.isinf(x):
-        return "NaN" if math.isnan(x) else ("+Inf" if x > 0 else "-Inf")
-    if x == 0:
-        return "-0" if math.copysign(1.0, x) < 0 else "0"
-    sign = "-" if x < 0 else ""
-    parts = Decimal(repr(abs(x))).normalize().as_tuple()
-    digits = "".join(map(str, parts.digits))
-    assert isinstance(parts.exponent, int)
-    point = len(digits) + parts.exponent  # x = 0.<digits> * 10**point
-    exp = point - 1
-    scientific = (exp < -4 or exp >= 6) if style == "g" else style == "json" and not -7 < exp < 21
-    if scientific:
-        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        width = 1 if style == "json" else 2
-        return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):0{width}d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return sign + digits + "0" * (point - len(digits))
-    return f"{sign}{digits[:point]}.{digits[point:]}"
+    if style == "f":
+        return format_float_fixed(x)
+    return format_float(x, json_style=style == "json")
 
 
 @lru_cache(maxsize=1024)

@@ -71,6 +71,16 @@ def format_float(value: float, *, json_style: bool) -> str:
     return sign + _format_f(digits, point)
 
 
+def format_float_fixed(value: float) -> str:
+    """Go's ``strconv.FormatFloat(value, 'f', -1, 64)``: shortest digits, never an exponent."""
+    if math.isnan(value) or math.isinf(value):
+        return format_float(value, json_style=False)
+    sign = "-" if math.copysign(1.0, value) < 0 else ""
+    if value == 0:
+        return sign + "0"
+    return sign + _format_f(*_shortest_digits(abs(value)))
+
+
 def go_type(value: object) -> str:
     """The Go type name Argo's error messages would show for ``value``."""
     match value:
