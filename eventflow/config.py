@@ -106,6 +106,9 @@ class ServerConfig(BaseModel):
 
     data_dir: Path = Path(".eventflow")
     nats_url: str | None = None
+    # A Kubernetes cluster for k8s triggers of kinds other than Workflow: a kubeconfig file, or
+    # "in-cluster" for the pod's service account. None: no cluster.
+    kubeconfig: str | None = None
     nats_creds: str | None = None
     nats_port: int = Field(default=0, ge=0, le=65535, description="embedded server's client port; 0 = random")
     db: str | None = None
@@ -174,6 +177,7 @@ _ENV = {
     "EVENTFLOW_DATA_DIR": "data_dir",
     "EVENTFLOW_NATS_URL": "nats_url",
     "EVENTFLOW_NATS_CREDS": "nats_creds",
+    "EVENTFLOW_KUBECONFIG": "kubeconfig",
     "EVENTFLOW_DB": "db",
     "EVENTFLOW_HOST": "host",
     "EVENTFLOW_PORT": "port",

@@ -18,7 +18,7 @@ import socket
 import time
 from pathlib import Path
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any
 
 from eventbus import BusError, EmbeddedNats, EmbeddedServerError, JetStreamBus
 from eventflow.config import ServerConfig
@@ -166,7 +166,8 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
             runtime = SourceRuntime(bus, webhooks, secrets)
             extra["sources"] = runtime
         if "sensors" in config.roles:
-            sensors = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context={"scheduler": scheduler, "bus": bus, "resources": store, "secrets": secrets, "resource_dir": data_dir / "trigger-resources"})
+            kube = _cluster(config.kubeconfig)
+            sensors = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context={"scheduler": scheduler, "bus": bus, "resources": store, "secrets": secrets, "resource_dir": data_dir / "trigger-resources", "kube": kube})
             extra["sensors"] = sensors
         state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra)
         if "scheduler" in config.roles:
@@ -212,6 +213,18 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
             loop.remove_signal_handler(signal.SIGINT)
     log.info("stopped")
     return shutdown.code
+
+
+def _cluster(kubeconfig: str | None) -> Any:
+    """The Kubernetes cluster k8s triggers write to, when one is configured."""
+    if not kubeconfig:
+        return None
+    from triggers._kube import Cluster, KubeConfigError  # only a server with a cluster loads the client
+
+    try:
+        return Cluster.in_cluster() if kubeconfig == "in-cluster" else Cluster.from_kubeconfig(kubeconfig)
+    except KubeConfigError as exc:
+        raise StartupError(f"--kubeconfig: {exc}") from None
 
 
 def _reload_caps(scheduler: Scheduler, reload: Callable[[], ServerConfig]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,7 +113,10 @@ def pydantic_problems(exc: ValidationError, prefix: str) -> list[str]:
     return out
 
 
-def compile_sensor(manifest: dict[str, Any], where: str, namespace: str | None, env: CelEnvironment) -> CompiledSensor:
+def compile_sensor(
+    manifest: dict[str, Any], where: str, namespace: str | None, env: CelEnvironment, trigger_context: Mapping[str, Any] | None = None
+) -> CompiledSensor:
+    """Validate and compile; ``trigger_context`` (the server's) adds the checks that depend on it."""
     problems: list[str] = []
     if manifest.get("apiVersion") != API_VERSION:
         problems.append(f"apiVersion: expected {API_VERSION}, got {manifest.get('apiVersion')!r}")
@@ -137,7 +141,7 @@ def compile_sensor(manifest: dict[str, Any], where: str, namespace: str | None, 
     names = [d.name for d in spec.dependencies]
     _unique(names, "spec.dependencies", "dependency", problems)
     _unique([t.template.name for t in spec.triggers], "spec.triggers", "trigger", problems)
-    triggers = [_trigger(t, f"spec.triggers[{i}]", names, env, problems) for i, t in enumerate(spec.triggers)]
+    triggers = [_trigger(t, f"spec.triggers[{i}]", names, env, problems, trigger_context) for i, t in enumerate(spec.triggers)]
     if problems:
         raise SensorError(where, problems)
     return CompiledSensor(
@@ -203,7 +207,9 @@ def _dependency(dep: Dependency, where: str, env: CelEnvironment, problems: list
     return CompiledDependency(dep, where, transform, cel, tuple(p for p in exprs or () if p is not None), tuple(data))
 
 
-def _trigger(trigger: Trigger, where: str, deps: list[str], env: CelEnvironment, problems: list[str]) -> CompiledTrigger | None:
+def _trigger(
+    trigger: Trigger, where: str, deps: list[str], env: CelEnvironment, problems: list[str], context: Mapping[str, Any] | None
+) -> CompiledTrigger | None:
     template = trigger.template
     tw = f"{where}.template"
     condition: Condition = all_of(deps)
@@ -244,7 +250,7 @@ def _trigger(trigger: Trigger, where: str, deps: list[str], env: CelEnvironment,
         except ValidationError as exc:
             problems += pydantic_problems(exc, f"{tw}.{kind_key}")
         else:
-            problems += check_config(available[kind_key], config, f"{tw}.{kind_key}")
+            problems += check_config(available[kind_key], config, f"{tw}.{kind_key}", context)
         try:
             params = [Parameter.model_validate(p) for p in raw_params]
         except ValidationError as exc:
@@ -262,7 +268,7 @@ def _trigger(trigger: Trigger, where: str, deps: list[str], env: CelEnvironment,
     if trigger.dlqTrigger is not None:
         if not trigger.atLeastOnce or not trigger.dlqTrigger.atLeastOnce:
             problems.append(f"{where}.dlqTrigger: needs atLeastOnce on the trigger and on the dlqTrigger (a failure is only known when the trigger waits for it)")
-        dlq = _trigger(trigger.dlqTrigger, f"{where}.dlqTrigger", deps, env, problems)
+        dlq = _trigger(trigger.dlqTrigger, f"{where}.dlqTrigger", deps, env, problems, context)
     if not kind_key:
         return None
     return CompiledTrigger(

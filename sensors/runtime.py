@@ -163,7 +163,7 @@ class SensorRuntime:
         self._fired = await self.bus.kv("sensor_fired", ttl_seconds=FIRED_TTL_SECONDS)
 
     def compile(self, manifest: dict[str, Any], namespace: str, where: str = "sensor") -> CompiledSensor:
-        return compile_sensor(manifest, where, namespace, self.env)
+        return compile_sensor(manifest, where, namespace, self.env, self.trigger_context)
 
     def consumer_name(self, namespace: str, name: str) -> str:
         return f"sensor.{namespace}.{name}"

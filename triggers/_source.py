@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from triggers.base import TriggerContext, TriggerFailed, TriggerRejected
 
@@ -39,9 +39,10 @@ class ConfigMapSource(BaseModel):
 
 
 class UrlSource(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     path: str = Field(min_length=1)
-    verifyCert: bool = True
+    # Argo's examples spell it both ways (Go's JSON decoding ignores case).
+    verifyCert: bool = Field(default=True, validation_alias=AliasChoices("verifyCert", "verifycert"))
 
 
 class ResourceSource(BaseModel):

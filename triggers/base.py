@@ -115,10 +115,14 @@ class TriggerKind(Protocol):
         ...
 
 
-def check_config(kind: type[Any], config: Any, where: str) -> list[str]:
-    """Apply-time problems of a kind's config beyond its model (a kind may define ``check``)."""
-    check = getattr(kind, "check", None)
-    return list(check(config, where)) if check is not None else []
+def check_config(kind: type[Any], config: Any, where: str, context: Mapping[str, Any] | None = None) -> list[str]:
+    """Apply-time problems of a kind's config beyond its model: a kind may define ``check(config,
+    where)`` and, for what depends on the server (a configured cluster), ``check_context(config,
+    where, context)`` — skipped offline (``eventflow lint``), where ``context`` is None."""
+    problems = list(kind.check(config, where)) if hasattr(kind, "check") else []
+    if context is not None and hasattr(kind, "check_context"):
+        problems += kind.check_context(config, where, context)
+    return problems
 
 
 _KINDS: dict[str, type[Any]] = {}

@@ -18,6 +18,7 @@ def register(commands: Any) -> None:
     p.add_argument("--config", type=Path, help="YAML file with server settings")
     p.add_argument("--data-dir", type=Path, help="where state lives (default ./.eventflow; env EVENTFLOW_DATA_DIR)")
     p.add_argument("--nats-url", help="use this NATS server instead of the embedded one (env EVENTFLOW_NATS_URL)")
+    p.add_argument("--kubeconfig", help="a Kubernetes cluster for k8s triggers: kubeconfig file, or 'in-cluster' (env EVENTFLOW_KUBECONFIG)")
     p.add_argument("--nats-creds", help="NATS credentials file (env EVENTFLOW_NATS_CREDS)")
     p.add_argument("--nats-port", type=int, help="client port of the embedded NATS server (default: random)")
     p.add_argument("--db", help="SQLAlchemy URL (default: SQLite file in the data dir; env EVENTFLOW_DB)")
@@ -32,7 +33,7 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     flags = {
         k: getattr(args, k)
-        for k in ("data_dir", "nats_url", "nats_creds", "nats_port", "db", "host", "port", "roles", "log_format", "log_level")
+        for k in ("data_dir", "nats_url", "nats_creds", "nats_port", "kubeconfig", "db", "host", "port", "roles", "log_format", "log_level")
     }
     config = load_server_config(flags, config_file=args.config)
     setup_logging(config.log_format, config.log_level)
