@@ -159,8 +159,8 @@ class SensorRuntime:
         return f"<SensorRuntime sensors={len(self._running)}>"
 
     async def start(self) -> None:
-        self._state = ConditionStore(await self.bus.kv("sensor_state"))
         self._fired = await self.bus.kv("sensor_fired", ttl_seconds=FIRED_TTL_SECONDS)
+        self._state = ConditionStore(await self.bus.kv("sensor_state"), await self.bus.kv("sensor_used", ttl_seconds=FIRED_TTL_SECONDS))
 
     def compile(self, manifest: dict[str, Any], namespace: str, where: str = "sensor") -> CompiledSensor:
         return compile_sensor(manifest, where, namespace, self.env, self.trigger_context)

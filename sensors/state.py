@@ -8,8 +8,10 @@ When an event makes the condition true, the same update moves the events into ``
 firing's idempotency key and clears the dependencies (Argo clears the state after firing). The
 firing is then performed and removed from ``pending``. A crash in between leaves it in ``pending``:
 the unacknowledged event comes back, finds its firing there and performs it again — the key makes
-the repeat a no-op downstream — and so does the runtime at start. ``consumed`` remembers the ids of
-events already used, so a redelivered event is not counted a second time.
+the repeat a no-op downstream — and so does the runtime at start. When a firing is settled, the ids of
+its events go into a second KV bucket (``used``, with a TTL as long as the ``fired`` one), so an
+event redelivered any time later — the killed server's unacknowledged delivery comes back after the
+ack wait — is not counted a second time.
 
 Expiry is evaluated on every change, not by timers: an event older than the trigger's ``within``
 window, or older than the last ``conditionsReset`` tick, does not count.
@@ -28,15 +30,19 @@ from eventbus import CloudEvent, KeyValue
 from sensors.compile import CompiledTrigger
 from sensors.reset import last_tick
 
-__all__ = ["ConditionState", "ConditionStore", "Offer", "idempotency_key", "state_key"]
+__all__ = ["ConditionState", "ConditionStore", "Offer", "idempotency_key", "state_key", "used_key"]
 
-_CONSUMED_KEEP = 512
 
 
 def idempotency_key(namespace: str, sensor: str, trigger: str, event_ids: list[str]) -> str:
     """hash(sensor, trigger, event ids): the same decision always gets the same key."""
     text = "\x1f".join([namespace, sensor, trigger, *sorted(event_ids)])
     return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def used_key(namespace: str, sensor: str, trigger: str, event_id: str) -> str:
+    digest = hashlib.sha256(f"{namespace}\x1f{sensor}\x1f{trigger}\x1f{event_id}".encode()).hexdigest()[:40]
+    return f"u.{digest}"
 
 
 def state_key(namespace: str, sensor: str, trigger: str) -> str:
@@ -50,17 +56,16 @@ def state_key(namespace: str, sensor: str, trigger: str) -> str:
 class ConditionState:
     deps: dict[str, dict[str, Any]] = field(default_factory=dict)  # dep -> {"event": {...}, "times": [...]}
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> dep -> event json
-    consumed: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, raw: bytes | None) -> ConditionState:
         if not raw:
             return cls()
         doc = json.loads(raw)
-        return cls(doc.get("deps", {}), doc.get("pending", {}), doc.get("consumed", []))
+        return cls(doc.get("deps", {}), doc.get("pending", {}))
 
     def dump(self) -> bytes:
-        return json.dumps({"deps": self.deps, "pending": self.pending, "consumed": self.consumed}, separators=(",", ":")).encode()
+        return json.dumps({"deps": self.deps, "pending": self.pending}, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -97,7 +102,7 @@ def offer(
     state = ConditionState.load(raw)
     ids = {e.id for e in matched.values()}
     for dep, event in matched.items():
-        if event.id in state.consumed or any(p.get(dep, {}).get("id") == event.id for p in state.pending.values()):
+        if any(p.get(dep, {}).get("id") == event.id for p in state.pending.values()):
             continue  # a redelivery of an event already counted
         slot = state.deps.get(dep)
         if slot is not None and slot["event"]["id"] == event.id:
@@ -110,7 +115,6 @@ def offer(
         used = {d: state.deps[d]["event"] for d in present if d in trigger.condition.names}
         key = key_of(sorted(e["id"] for e in used.values()))
         state.pending[key] = used
-        state.consumed = [*state.consumed, *(e["id"] for e in used.values())][-_CONSUMED_KEEP:]
         state.deps = {}
     due = [k for k, events in state.pending.items() if ids & {e["id"] for e in events.values()}]
     return state, due
@@ -119,13 +123,17 @@ def offer(
 class ConditionStore:
     """The KV side of :func:`offer`: read-modify-write with revision checks."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, used: KeyValue) -> None:
         self.kv = kv
+        self.used = used
 
     async def offer(
         self, namespace: str, sensor: str, trigger: CompiledTrigger, counts: Mapping[str, int],
         matched: Mapping[str, CloudEvent], now: datetime,
     ) -> Offer:  # fmt: skip
+        matched = {d: e for d, e in matched.items() if await self.used.get(used_key(namespace, sensor, trigger.name, e.id)) is None}
+        if not matched:
+            return Offer({})
         result: list[str] = []
         final: list[ConditionState] = []
 
@@ -148,7 +156,11 @@ class ConditionStore:
         return {k: _events(v) for k, v in state.pending.items()}
 
     async def settle(self, namespace: str, sensor: str, trigger: str, key: str) -> None:
-        """The firing ``key`` happened (or was given up on): forget it."""
+        """The firing ``key`` happened (or was given up on): its events count as used, and it is
+        forgotten."""
+        state = await self.snapshot(namespace, sensor, trigger)
+        for event in (state.pending.get(key) or {}).values():
+            await self.used.put(used_key(namespace, sensor, trigger, str(event["id"])), key.encode())
 
         def change(raw: bytes | None) -> bytes:
             state = ConditionState.load(raw)
