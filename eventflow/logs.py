@@ -50,5 +50,5 @@ def setup_logging(fmt: Literal["text", "json"] = "text", level: str = "info") ->
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
+    for noisy in ("uvicorn.access", "httpx", "httpcore"):  # httpx logs every request at INFO
         logging.getLogger(noisy).setLevel(logging.WARNING)

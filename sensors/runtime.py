@@ -294,10 +294,16 @@ class SensorRuntime:
         return self._matched(running, matched, delivery)
 
     async def _matched(self, running: _Running, matched: dict[str, CloudEvent], delivery: Delivery) -> None:
+        failure: Undeliverable | None = None
         for trigger in running.sensor.triggers:
             relevant = {d: e for d, e in matched.items() if d in trigger.condition.names}
             if relevant:
-                await self._offer(running, trigger, relevant, delivery)
+                try:
+                    await self._offer(running, trigger, relevant, delivery)
+                except Undeliverable as exc:  # the other triggers still get the event
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     async def _offer(self, running: _Running, trigger: CompiledTrigger, matched: dict[str, CloudEvent], delivery: Delivery) -> None:
         sensor = running.sensor

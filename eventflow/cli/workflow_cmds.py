@@ -272,28 +272,35 @@ def _display(kind: str) -> str:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     client = ApiClient(args)
-    docs = [d for f in _files(args.filename) for d in _load(f)]
-    for doc in docs:
-        kind = getattr(doc, "kind", type(doc).__name__)
-        if kind not in _PATHS:
-            raise EventflowError(f"{kind} {doc.metadata.name}: apply supports {', '.join(_PATHS)} today")
-        ns = args.namespace or doc.metadata.namespace or "default"
-        base = _PATHS[kind].format(ns=ns)
-        body = {_BODY_FIELD.get(kind, "template"): doc.model_dump(by_alias=True, exclude_none=True, mode="json")}
-        name = doc.metadata.name
-        if args.delete:
-            client.request("DELETE", f"{base}/{name}")
-            print(f"{_display(kind)}/{name} deleted")
-            continue
+    docs = [(f, d) for f in _files(args.filename) for d in _load(f)]
+    for file, doc in docs:
         try:
-            client.request("POST", base, json=body)
-            print(f"{_display(kind)}/{name} created")
+            _apply_one(client, args, doc)
         except EventflowError as exc:
-            if "already exists" not in str(exc):
-                raise
-            client.request("PUT", f"{base}/{name}", json=body)
-            print(f"{_display(kind)}/{name} configured")
+            raise type(exc)(f"{file}: {exc}") from None  # the file, as lint names it; same exit code
     return 0
+
+
+def _apply_one(client: ApiClient, args: argparse.Namespace, doc: Any) -> None:
+    kind = getattr(doc, "kind", type(doc).__name__)
+    if kind not in _PATHS:
+        raise EventflowError(f"{kind} {doc.metadata.name}: apply supports {', '.join(_PATHS)} today")
+    ns = args.namespace or doc.metadata.namespace or "default"
+    base = _PATHS[kind].format(ns=ns)
+    body = {_BODY_FIELD.get(kind, "template"): doc.model_dump(by_alias=True, exclude_none=True, mode="json")}
+    name = doc.metadata.name
+    if args.delete:
+        client.request("DELETE", f"{base}/{name}")
+        print(f"{_display(kind)}/{name} deleted")
+        return
+    try:
+        client.request("POST", base, json=body)
+        print(f"{_display(kind)}/{name} created")
+    except EventflowError as exc:
+        if "already exists" not in str(exc):
+            raise
+        client.request("PUT", f"{base}/{name}", json=body)
+        print(f"{_display(kind)}/{name} configured")
 
 
 def register(commands: Any) -> None:

@@ -364,7 +364,7 @@ def test_apply_sensor_with_cel_syntax_error_exits_1_with_path_and_position(
     bad.write_text(SENSOR.format(sensor="bad-cel", source="github", cel=BAD_CEL))
     result = cli(server, "apply", "-f", str(bad))
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"eventflow: error: {BAD_CEL_PROBLEM}"]
+    assert result.stderr.strip().splitlines() == [f"eventflow: error: {bad}: {BAD_CEL_PROBLEM}"]
     assert httpx.get(f"{server.base_url}/api/v1/sensors/default/bad-cel", timeout=10).status_code == 404
 
 
