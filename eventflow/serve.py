@@ -161,6 +161,7 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
         cron = CronRunner(scheduler)
         extra: dict[str, object] = {"scheduler": scheduler, "cron": cron}
         secrets = Secrets(data_dir / "secrets")
+        (data_dir / "trigger-resources").mkdir(parents=True, exist_ok=True)  # source.file resources
         if "sources" in config.roles:
             webhooks = WebhookServer(config.host, main_port=sock.getsockname()[1], reserved=RESERVED_PATHS)
             runtime = SourceRuntime(bus, webhooks, secrets)
@@ -219,7 +220,7 @@ def _cluster(kubeconfig: str | None) -> Any:
     """The Kubernetes cluster k8s triggers write to, when one is configured."""
     if not kubeconfig:
         return None
-    from triggers._kube import Cluster, KubeConfigError  # only a server with a cluster loads the client
+    from triggers._kube import Cluster, KubeConfigError
 
     try:
         return Cluster.in_cluster() if kubeconfig == "in-cluster" else Cluster.from_kubeconfig(kubeconfig)

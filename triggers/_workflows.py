@@ -88,8 +88,9 @@ async def _await_labels(scheduler: Any, namespace: str, name: str, policy: Mappi
     if ``errorOnBackoffTimeout``, else it succeeds with a note."""
     wanted = {str(k): str(v) for k, v in (policy.get("labels") or {}).items()}
     backoff = policy.get("backoff") or {}
-    steps = int(backoff.get("steps") or 1)
-    delay = _seconds(backoff.get("duration", 1))
+    # The same defaults as the cluster path (triggers/k8s.py K8sPolicy): 5 checks, 1 s apart.
+    steps = int(backoff.get("steps") or 5)
+    delay = _seconds(backoff.get("duration", "1s"))
     factor = float(backoff.get("factor") or 1)
     for attempt in range(steps):
         record = await scheduler.store.get_workflow(namespace, name)

@@ -38,7 +38,7 @@ _FLAGS: dict[str, tuple[tuple[str, ...], bool]] = {
     "-l": (("submit", "submit-from"), True),
     "--labels": (("submit", "submit-from"), True),
     "--memoized": (("resubmit",), False),
-    "--node-field-selector": (("resume", "retry"), True),
+    "--node-field-selector": (("resume",), True),
 }
 
 
@@ -162,7 +162,9 @@ class ArgoWorkflowTrigger:
     async def _submit_from(
         self, firing: Firing, resource: dict[str, Any], namespace: str, options: SubmitOptions, flags: dict[str, list[str]]
     ) -> TriggerResult:
-        kind = _FROM_KINDS[str(resource.get("kind", "")).lower()]
+        kind = _FROM_KINDS.get(str(resource.get("kind", "")).lower())
+        if kind is None:  # a resource from a file, URL or ConfigMap escapes check()
+            raise TriggerRejected(f"submit-from needs a WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow, got {resource.get('kind')!r}")
         source = str((resource.get("metadata") or {}).get("name") or "")
         if not source:
             raise TriggerRejected(f"submit-from: the {kind}'s metadata.name is required")

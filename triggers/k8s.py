@@ -57,7 +57,7 @@ __all__ = ["K8sConfig", "K8sPolicy", "K8sTrigger", "wait_for_labels"]
 
 OPERATIONS = ("create", "update", "patch", "delete")
 CLUSTER_HOWTO = (
-    "start the server with --kubeconfig FILE (or run it in a pod, where it uses the in-cluster service account); "
+    "start the server with --kubeconfig FILE (or --kubeconfig in-cluster in a pod, for its service account); "
     "kind: Workflow needs no cluster, it runs in the built-in scheduler"
 )
 
