@@ -159,10 +159,21 @@ async def test_mqtt_source_reconnects_after_the_connection_is_dropped(sources: S
         await eventually(lambda: _count_is(sources, 1), what="the event before the drop")
         proxy.drop()
         await mqtt.publish(f"{mqtt.topic}/a", b"during")  # kept for the session meanwhile
-        await eventually(lambda: _count_is(sources, 2), what="the event after reconnecting")
+
+        async def stored_bodies() -> list[Any]:
+            return [e.data["body"] for e in await sources.stored()]
+
+        async def has(body: str) -> bool:
+            return body in await stored_bodies()
+
+        await eventually(lambda: has("during"), what="the event after reconnecting")
         await mqtt.publish(f"{mqtt.topic}/a", b"after")
-        await eventually(lambda: _count_is(sources, 3), what="the event on the new connection")
-        assert [e.data["body"] for e in await sources.stored()] == ["before", "during", "after"]
+        await eventually(lambda: has("after"), what="the event on the new connection")
+        bodies = await stored_bodies()
+        # "during" may be stored twice: when it reached the old connection just before the drop, its
+        # PUBACK was lost with it and the broker sends it again (the residual window sources/mqtt.py
+        # documents: MQTT packet ids are not identities). Never lost, never out of order.
+        assert bodies[0] == "before" and bodies[-1] == "after" and bodies[1:-1] in (["during"], ["during", "during"])
         assert proxy.accepted >= 2
     finally:
         await sources.runtime.remove("default", "things")
