@@ -238,7 +238,7 @@ class CppBackend:
     def activation(self, context: Mapping[str, Any], time: datetime | None, data: Any) -> Any:
         event = dict(context)
         for key, value in event.items():
-            if isinstance(value, datetime):  # extension attributes of type Timestamp: as text, like ``time``
+            if isinstance(value, datetime) and key != "time":  # extensions of type Timestamp: as text, like ``time``
                 event[key] = rfc3339(value)
         values: dict[str, Any] = {"event": event, "data": data}
         if time is not None:

@@ -111,7 +111,7 @@ def _match(dep: CompiledDependency, event: CloudEvent, activations: _Activations
         results.append(ok)
         _note(reasons, explain, ok, "time", f"event time {event.time.isoformat()} is outside {filters.time.start}..{filters.time.stop}")
     matched = all(results) if dep.spec.filtersLogicalOperator == "and" else any(results)
-    errored = any("(error: " in r for r in reasons)
+    errored = bool(reasons) and any("(error: " in r for r in reasons)
     return Verdict(dep.name, matched if results else True, event, reasons, errored)
 
 
@@ -121,13 +121,13 @@ def _group(
 ) -> bool:  # fmt: skip
     want_all = operator == "and"
     for i, program in enumerate(programs):
-        label = f"{name}[{i}]" if indexed else name
         try:
             ok = program.test(activation())
             why = "false"
         except CelEvalError as exc:
             ok, why = False, f"error: {exc}"
-        _note(reasons, explain, ok, label, why)
+        if explain or not ok:
+            _note(reasons, explain, ok, f"{name}[{i}]" if indexed else name, why)
         if ok != want_all:  # the first failure of an AND, the first pass of an OR decides
             return ok
     return want_all

@@ -392,7 +392,7 @@ class WorkflowStore:
         """Insert or replace (a firing retried after a failure keeps one row, the latest outcome)."""
         if not records:
             return
-        rows = [r.model_dump() for r in records]
+        rows = [dict(r) for r in records]  # its fields as they are: model_dump costs ~40 µs a row here
         keys = [r.key for r in records]
 
         def work(conn: sa.Connection) -> None:
