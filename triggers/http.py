@@ -34,9 +34,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from sources.secrets import SecretRef as SecretSelector  # the same {name, key} | {file} | {env} as EventSources
 from triggers.base import Firing, TriggerContext, TriggerFailed, TriggerRejected, TriggerResult, register
 
 __all__ = ["HttpConfig", "HttpTrigger", "SecretSelector", "TLSConfig"]  # and the helpers nats.py shares
@@ -55,6 +54,30 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretSelector(_Model):
+    """Argo's SecretKeySelector ``{name, key}``, or eventflow's ``{file}`` / ``{env}``; read with
+    ``sources.secrets.Secrets.read``."""
+
+    name: str | None = None
+    key: str | None = None
+    file: str | None = None
+    env: str | None = None
+    optional: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretSelector:
+        if sum([bool(self.name and self.key), bool(self.file), bool(self.env)]) != 1:
+            raise ValueError("give one of {name, key}, {file} or {env}")
+        return self
+
+    def describe(self) -> str:
+        if self.file:
+            return f"file {self.file}"
+        if self.env:
+            return f"environment variable {self.env}"
+        return f"secret {self.name}/{self.key}"
 
 
 class ValueFrom(_Model):
