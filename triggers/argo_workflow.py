@@ -13,12 +13,15 @@ redelivered firing finds its workflow instead of making a second.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from triggers._kube import MERGE_PATCH, KubeClient
 from triggers._source import ResourceSource
 from triggers._workflows import KEY_ANNOTATION, create_workflow, firing_annotations, firing_labels, is_workflow
+from triggers.k8s import CLUSTER_HOWTO, create_object
 from triggers.base import Firing, TriggerContext, TriggerFailed, TriggerRejected, TriggerResult, register
 from workflows.scheduler import WorkflowNotActive, WorkflowNotFound
 from workflows.store import AlreadyExists
@@ -42,11 +45,20 @@ _FLAGS: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 
+# Through the Kubernetes API (``target: cluster``) a workflow can be created and its spec patched;
+# resubmit and retry change a workflow's status, which only the Argo Server does.
+CLUSTER_OPERATIONS = ("submit", "submit-from", "suspend", "resume", "terminate", "stop")
+_WORKFLOW_API = "argoproj.io/v1alpha1"
+
+
 class ArgoWorkflowConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     source: ResourceSource
     operation: str = "submit"
     args: list[str] = Field(default_factory=list)
+    # eventflow: "cluster" acts on Argo Workflows in the cluster given with --kubeconfig (an Argo
+    # controller runs them) instead of the built-in scheduler.
+    target: Literal["scheduler", "cluster"] = "scheduler"
 
 
 def _parse_args(args: list[str], operation: str, where: str) -> tuple[dict[str, list[str]], list[str]]:
@@ -97,13 +109,18 @@ class ArgoWorkflowTrigger:
 
     def __init__(self, context: TriggerContext) -> None:
         self.context = context
+        self._client: KubeClient | None = None
 
     @staticmethod
     def check(config: ArgoWorkflowConfig, where: str) -> list[str]:
         if config.operation not in OPERATIONS:
             return [f"{where}.operation: {config.operation!r} is not an operation (one of: {', '.join(OPERATIONS)})"]
+        if config.target == "cluster" and config.operation not in CLUSTER_OPERATIONS:
+            return [f"{where}.operation: {config.operation} is not supported with target: cluster (it needs the Argo Server; supported: {', '.join(CLUSTER_OPERATIONS)})"]
         problems = config.source.check(f"{where}.source")
         problems += _parse_args(config.args, config.operation, where)[1]
+        if config.target == "cluster" and "--node-field-selector" in config.args:
+            problems.append(f"{where}.args: --node-field-selector is not supported with target: cluster (resuming one node changes the workflow's status)")
         resource = config.source.resource
         if resource is None:
             return problems
@@ -116,14 +133,22 @@ class ArgoWorkflowTrigger:
             problems.append(f"{where}.source.resource.metadata.name: {config.operation} needs the name of the workflow to act on")
         return problems
 
+    @staticmethod
+    def check_context(config: ArgoWorkflowConfig, where: str, context: Mapping[str, Any]) -> list[str]:
+        if config.target == "cluster" and context.get("kube") is None:
+            return [f"{where}.target: cluster needs a Kubernetes cluster and none is configured: {CLUSTER_HOWTO}"]
+        return []
+
     async def fire(self, config: ArgoWorkflowConfig, firing: Firing) -> TriggerResult:
-        scheduler = self.context.scheduler
-        if scheduler is None:
-            raise TriggerFailed("no workflow scheduler runs in this process")
         flags, problems = _parse_args(config.args, config.operation, "args")
         if problems:
             raise TriggerRejected("; ".join(problems))
         resource = firing.apply_parameters(await config.source.load(self.context, firing.namespace))
+        if config.target == "cluster":
+            return await self._in_cluster(config, firing, resource, flags)
+        scheduler = self.context.scheduler
+        if scheduler is None:
+            raise TriggerFailed("no workflow scheduler runs in this process")
         meta = resource.get("metadata") or {}
         namespace = str(meta.get("namespace") or firing.namespace)
         name = str(meta.get("name") or "")
@@ -196,8 +221,78 @@ class ArgoWorkflowTrigger:
             raise TriggerRejected(f"resubmit: workflow {namespace}/{new_name} already exists (created by something else)") from None
         return TriggerResult({"workflow": record.name, "namespace": record.namespace, "operation": "resubmit"})
 
+    async def _in_cluster(self, config: ArgoWorkflowConfig, firing: Firing, resource: dict[str, Any], flags: dict[str, list[str]]) -> TriggerResult:
+        """The operation on an Argo Workflow in the cluster, through the Kubernetes API."""
+        if self._client is None:
+            if self.context.kube is None:
+                raise TriggerRejected(f"target: cluster needs a Kubernetes cluster and none is configured: {CLUSTER_HOWTO}")
+            self._client = self.context.kube()
+        client = self._client
+        meta = resource.get("metadata") or {}
+        namespace = str(meta.get("namespace") or firing.namespace)
+        name = str(meta.get("name") or "")
+        detail: dict[str, Any] = {"namespace": namespace, "operation": config.operation, "target": "cluster"}
+        if config.operation in ("submit", "submit-from"):
+            if config.operation == "submit-from":
+                resource = await self._from_template(client, resource, namespace, flags)
+            manifest = _with_flags({**resource, "metadata": {**(resource.get("metadata") or {}), "namespace": namespace}}, flags)
+            obj, existing = await create_object(client, firing, manifest)
+            detail["workflow"] = obj["metadata"]["name"]
+            if existing:
+                detail["existing"] = True
+            return TriggerResult(detail)
+        if not name:
+            raise TriggerRejected(f"{config.operation}: the workflow's metadata.name is required")
+        patch = {
+            "suspend": {"spec": {"suspend": True}}, "resume": {"spec": {"suspend": None}},
+            "terminate": {"spec": {"shutdown": "Terminate"}}, "stop": {"spec": {"shutdown": "Stop"}},
+        }[config.operation]  # fmt: skip
+        await client.patch((_WORKFLOW_API, "Workflow", namespace, name), patch, patch_type=MERGE_PATCH)
+        detail["workflow"] = name
+        return TriggerResult(detail)
+
+    async def _from_template(self, client: KubeClient, resource: dict[str, Any], namespace: str, flags: dict[str, list[str]]) -> dict[str, Any]:
+        kind = _FROM_KINDS.get(str(resource.get("kind", "")).lower())
+        source = str((resource.get("metadata") or {}).get("name") or "")
+        if kind is None or not source:
+            raise TriggerRejected("submit-from needs a WorkflowTemplate, ClusterWorkflowTemplate or CronWorkflow with metadata.name")
+        metadata: dict[str, Any] = {"generateName": (flags.get("--generate-name") or [f"{source}-"])[-1]}
+        if kind == "CronWorkflow":
+            cron = await client.get((_WORKFLOW_API, "CronWorkflow", namespace, source))
+            spec = dict((cron.get("spec") or {}).get("workflowSpec") or {})
+            metadata["labels"] = {"workflows.argoproj.io/cron-workflow": source}
+        else:
+            spec = {"workflowTemplateRef": {"name": source, **({"clusterScope": True} if kind == "ClusterWorkflowTemplate" else {})}}
+        return {"apiVersion": _WORKFLOW_API, "kind": "Workflow", "metadata": metadata, "spec": spec}
+
     async def close(self) -> None:
-        return None
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
+
+
+def _with_flags(manifest: dict[str, Any], flags: dict[str, list[str]]) -> dict[str, Any]:
+    """The ``argo submit`` flags applied to a Workflow manifest (what the CLI does before creating it)."""
+    meta = dict(manifest.get("metadata") or {})
+    spec = dict(manifest.get("spec") or {})
+    if flags.get("--name"):
+        meta["name"] = flags["--name"][-1]
+    if flags.get("--generate-name"):
+        meta["generateName"] = flags["--generate-name"][-1]
+    if flags.get("-l"):
+        meta["labels"] = {**(meta.get("labels") or {}), **_pairs(flags["-l"], "label")}
+    if flags.get("--entrypoint"):
+        spec["entrypoint"] = flags["--entrypoint"][-1]
+    given = _pairs(flags.get("-p", []), "parameter")
+    if given:
+        arguments = dict(spec.get("arguments") or {})
+        params = [dict(p) for p in arguments.get("parameters") or []]
+        for p in params:
+            if p.get("name") in given:
+                p["value"] = given.pop(p["name"])
+        params += [{"name": k, "value": v} for k, v in given.items()]
+        spec["arguments"] = {**arguments, "parameters": params}
+    return {**manifest, "metadata": meta, "spec": spec}
 
 
 def _node_filter(flags: dict[str, list[str]]) -> Any:

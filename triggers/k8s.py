@@ -247,6 +247,11 @@ async def _operate(client: KubeClient, config: K8sConfig, firing: Firing, resour
     return obj, _detail(ref, config.operation, extra)
 
 
+async def create_object(client: KubeClient, firing: Firing, manifest: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Create ``manifest`` in the cluster idempotently by the firing's key (also for ``argoWorkflow``)."""
+    return await _create(client, firing, manifest)
+
+
 async def _create(client: KubeClient, firing: Firing, manifest: dict[str, Any], *, fallback: bool = False) -> tuple[dict[str, Any], bool]:
     """Create the object, named from the firing's key when it has only generateName; a redelivered
     firing's "already exists" finds its own object (True: it existed)."""

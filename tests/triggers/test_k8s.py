@@ -444,3 +444,34 @@ async def test_real_cluster_configmap_create_and_delete(bus: Any, tmp_path: Path
         return False
 
     await eventually(gone, timeout=30, what=f"ConfigMap {name} to be deleted")
+
+
+# -- argoWorkflow with target: cluster -------------------------------------------------------------
+
+
+def _argo(operation: str, resource: dict[str, Any], *, name: str = "argo", **more: Any) -> dict[str, Any]:
+    return {"template": {"name": name, "argoWorkflow": {"operation": operation, "source": {"resource": resource}, "target": "cluster", **more}}}
+
+
+async def test_argo_workflow_submit_and_terminate_through_the_cluster(sensors: SensorHarness, api: Api) -> None:
+    submitted = await _fire(sensors, "argo-submit", _argo("submit", WORKFLOW, args=["-p", "message=from-args", "-l", "team=a"]))
+    assert submitted.outcome == "Succeeded", submitted.detail
+    result = submitted.detail["result"]
+    assert result["target"] == "cluster" and result["workflow"].startswith("from-event-")
+    [obj] = api.objects("workflows").values()
+    assert obj["metadata"]["name"] == result["workflow"]
+    assert obj["metadata"]["labels"]["team"] == "a" and obj["metadata"]["annotations"][KEY] == submitted.key
+    assert obj["spec"]["arguments"]["parameters"] == [{"name": "message", "value": "from-args"}]
+    target = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": result["workflow"]}}
+    stopped = await _fire(sensors, "argo-terminate", _argo("terminate", target))
+    assert stopped.outcome == "Succeeded", stopped.detail
+    [obj] = api.objects("workflows").values()
+    assert obj["spec"]["shutdown"] == "Terminate"
+
+
+def test_argo_workflow_target_cluster_refuses_what_needs_the_argo_server() -> None:
+    env = CelEnvironment()
+    with pytest.raises(SensorError, match=r"retry is not supported with target: cluster"):
+        compile_sensor(sensor_manifest("s", [dep("a")], [_argo("retry", {**WORKFLOW, "metadata": {"name": "x"}})]), "s.yaml", None, env)
+    with pytest.raises(SensorError, match=r"target: cluster needs a Kubernetes cluster and none is configured"):
+        compile_sensor(sensor_manifest("s", [dep("a")], [_argo("submit", WORKFLOW)]), "s.yaml", None, env, {"kube": None})
