@@ -170,10 +170,12 @@ async def test_mqtt_source_reconnects_after_the_connection_is_dropped(sources: S
         await mqtt.publish(f"{mqtt.topic}/a", b"after")
         await eventually(lambda: has("after"), what="the event on the new connection")
         bodies = await stored_bodies()
-        # "during" may be stored twice: when it reached the old connection just before the drop, its
-        # PUBACK was lost with it and the broker sends it again (the residual window sources/mqtt.py
-        # documents: MQTT packet ids are not identities). Never lost, never out of order.
-        assert bodies[0] == "before" and bodies[-1] == "after" and bodies[1:-1] in (["during"], ["during", "during"])
+        # A message whose PUBACK was lost with the dropped connection ("before" just stored, or "during"
+        # just delivered) is sent again by the broker and stored twice: the residual window
+        # sources/mqtt.py documents (MQTT packet ids are not identities). Never lost, never out of order.
+        distinct = [b for i, b in enumerate(bodies) if i == 0 or bodies[i - 1] != b]
+        assert distinct == ["before", "during", "after"], bodies
+        assert all(bodies.count(b) <= 2 for b in distinct), bodies
         assert proxy.accepted >= 2
     finally:
         await sources.runtime.remove("default", "things")
