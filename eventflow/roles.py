@@ -13,6 +13,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from sensors.runtime import SensorRuntime
+from sensors.workflow_events import reserved_name_problem
 from sources.runtime import SourceRuntime
 from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
@@ -111,6 +112,10 @@ class SourcesRole:
 
     async def start(self) -> None:
         for record in await self.store.list_resources("EventSource"):
+            reserved = reserved_name_problem(record.name)
+            if reserved is not None:  # stored before the name was reserved for workflow lifecycle events
+                log.error("event source %s/%s not started: %s", record.namespace, record.name, reserved)
+                continue
             try:
                 await self.runtime.apply(record.manifest, record.namespace, where=f"EventSource {record.namespace}/{record.name}")
             except Exception as exc:  # noqa: BLE001 - one bad resource must not keep the others down

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from eventbus import CloudEvent
 from sensors.cel import CelCompileError, CelEnvironment, CelProgram
 from sensors.conditions import Condition, ConditionError, all_of, parse_condition
 from sensors.datafilter import CompiledDataFilter, DataFilterError, compile_data_filter
@@ -23,6 +24,7 @@ from sensors.parameters import CompiledParameter
 from sensors.paths import check_dest
 from sensors.reset import ResetByTime
 from sensors.spec import Dependency, ExprFilter, Parameter, SensorSpec, Trigger
+from sensors.workflow_events import ANY_PHASE, check_dependency, check_parameter_source, created_by, is_workflows
 from triggers.base import ARGO_TRIGGER_KINDS, check_config, kinds
 
 __all__ = ["CompiledDependency", "CompiledSensor", "CompiledTrigger", "SensorError", "compile_sensor", "pydantic_problems"]
@@ -75,6 +77,15 @@ class CompiledTrigger:
         return self.spec.template.name
 
     @property
+    def own_names(self) -> frozenset[str]:
+        """Its name and those of its dlqTriggers: the ``events.argoproj.io/trigger`` label of what it creates."""
+        names, t = {self.name}, self.dlq
+        while t is not None:
+            names.add(t.name)
+            t = t.dlq
+        return frozenset(names)
+
+    @property
     def stateless(self) -> bool:
         """Fires per event with no stored state: a pure OR of dependencies that each need one event."""
         return self.condition.stateless()
@@ -89,15 +100,28 @@ class CompiledSensor:
     dependencies: tuple[CompiledDependency, ...]
     triggers: tuple[CompiledTrigger, ...]
     counts: dict[str, int] = field(default_factory=dict)  # dependency -> events needed
+    workflow_dependencies: frozenset[str] = frozenset()  # names of the ``workflows`` dependencies
 
     def keeps_state(self, trigger: CompiledTrigger) -> bool:
         """Whether the trigger's decisions need the KV state: anything but a pure OR of
         dependencies that each count one event."""
         return not trigger.stateless or any(self.counts.get(d, 1) > 1 for d in trigger.condition.names)
 
+    def own_workflow(self, trigger: CompiledTrigger, dependency: str, event: CloudEvent) -> bool:
+        """The loop guard: whether ``event`` is the lifecycle event of a workflow that ``trigger`` (or
+        its dlqTrigger) created; the trigger does not fire on it, or an unfiltered ``Succeeded ->
+        submit`` would chain forever."""
+        return dependency in self.workflow_dependencies and created_by(event, self.name, trigger.own_names)
+
     def sources(self) -> set[tuple[str, str]]:
-        """(eventSourceName, eventName) pairs the sensor listens to."""
-        return {(d.spec.eventSourceName, d.spec.eventName) for d in self.dependencies}
+        """(eventSourceName, eventName) pairs the sensor reads from the events stream."""
+        return {(d.spec.eventSourceName, d.spec.eventName) for d in self.dependencies if not is_workflows(d.spec)}
+
+    def workflow_phases(self) -> set[str]:
+        """The phases its ``workflows`` dependencies read from the workflows stream; ``{"*"}`` when one
+        wants them all (JetStream refuses overlapping filters)."""
+        phases = {d.spec.eventName for d in self.dependencies if is_workflows(d.spec)}
+        return {ANY_PHASE} if ANY_PHASE in phases else phases
 
 
 def pydantic_problems(exc: ValidationError, prefix: str) -> list[str]:
@@ -142,11 +166,13 @@ def compile_sensor(
     _unique(names, "spec.dependencies", "dependency", problems)
     _unique([t.template.name for t in spec.triggers], "spec.triggers", "trigger", problems)
     triggers = [_trigger(t, f"spec.triggers[{i}]", names, env, problems, trigger_context) for i, t in enumerate(spec.triggers)]
+    problems += _workflow_parameters([t for t in triggers if t is not None], spec.dependencies)
     if problems:
         raise SensorError(where, problems)
     return CompiledSensor(
         namespace=ns, name=str(name), spec=spec, manifest=manifest, dependencies=tuple(deps),
         triggers=tuple(t for t in triggers if t is not None), counts={d.name: d.spec.count for d in deps},
+        workflow_dependencies=frozenset(d.name for d in spec.dependencies if is_workflows(d)),
     )  # fmt: skip
 
 
@@ -193,6 +219,8 @@ def _dependency(dep: Dependency, where: str, env: CelEnvironment, problems: list
     transform = None
     if dep.transform is not None and dep.transform.cel:
         transform = _cel(dep.transform.cel, f"{where}.transform.cel", env, problems)
+    if is_workflows(dep):
+        problems += check_dependency(dep, where)
     cel = exprs = None
     data: list[CompiledDataFilter] = []
     if filters is not None:
@@ -205,6 +233,20 @@ def _dependency(dep: Dependency, where: str, env: CelEnvironment, problems: list
             except (DataFilterError, TemplateError) as exc:
                 problems.append(f"{where}.filters.data[{i}]: {exc}")
     return CompiledDependency(dep, where, transform, cel, tuple(p for p in exprs or () if p is not None), tuple(data))
+
+
+def _workflow_parameters(triggers: list[CompiledTrigger], deps: list[Dependency]) -> list[str]:
+    """Parameters reading a ``workflows`` dependency's untransformed data must not look for a body."""
+    raw = {d.name for d in deps if is_workflows(d) and not (d.transform is not None and d.transform.cel)}
+    out: list[str] = []
+    for trigger in triggers if raw else []:
+        t: CompiledTrigger | None = trigger
+        while t is not None:  # the trigger, its dlqTrigger, ...
+            for param in (*t.template_parameters, *t.kind_parameters, *t.payload):
+                if param.spec.src.dependencyName in raw:
+                    out += check_parameter_source(param.spec.src, param.where)
+            t = t.dlq
+    return out
 
 
 def _trigger(

@@ -12,6 +12,7 @@ from sensors.cel import CelEnvironment
 from sensors.compile import CompiledSensor
 from sensors.matching import Verdict, match_event
 from sensors.parameters import ParameterError, apply_parameters
+from sensors.workflow_events import ANY_PHASE, PHASES, WORKFLOWS_SOURCE, is_workflows
 
 __all__ = ["Explanation", "explain", "sample_events"]
 
@@ -53,21 +54,41 @@ def sample_events(sensor: CompiledSensor, document: Any, *, webhook: bool = Fals
     data = {"header": {}, "body": document, "metadata": {}} if webhook else document
     seen: set[tuple[str, str]] = set()
     out = []
-    for dep in sensor.dependencies:
-        pair = (dep.spec.eventSourceName, dep.spec.eventName)
-        if pair not in seen:
-            seen.add(pair)
+    for compiled in sensor.dependencies:
+        pair = (compiled.spec.eventSourceName, compiled.spec.eventName)
+        if pair in seen:
+            continue
+        seen.add(pair)
+        if is_workflows(compiled.spec):
+            out.append(_lifecycle_event(sensor.namespace, compiled.spec.eventName, document))
+        else:
             out.append(CloudEvent(source=pair[0], subject=pair[1], type="webhook", data=data, namespace=sensor.namespace, eventsource=pair[0], eventname=pair[1]))
     return out
 
 
+def _lifecycle_event(namespace: str, wanted: str, document: Any) -> CloudEvent:
+    """A workflow lifecycle event as the scheduler publishes it, with ``document`` (the workflow's
+    data: name, phase, labels, outputs...) as its data, never webhook-wrapped."""
+    given = document.get("phase") if isinstance(document, dict) else None
+    phase = wanted if wanted != ANY_PHASE else given if given in PHASES else "Succeeded"
+    name = document.get("name") if isinstance(document, dict) and isinstance(document.get("name"), str) else None
+    return CloudEvent(
+        source=f"/eventflow/workflows/{namespace}", type=f"io.eventflow.workflow.{phase.lower()}", subject=name, data=document,
+        namespace=namespace, eventsource=WORKFLOWS_SOURCE, eventname=phase,
+    )  # fmt: skip
+
+
 def explain(sensor: CompiledSensor, event: CloudEvent, env: CelEnvironment) -> Explanation:
     verdicts = match_event(sensor, event, env, explain=True)
-    matched = {v.dependency: v.event for v in verdicts if v.matched}
     result = Explanation(verdicts)
     for trigger in sensor.triggers:
         names = trigger.condition.names
-        present = set(matched) & names
+        candidates = {v.dependency: v.event for v in verdicts if v.matched and v.dependency in names}
+        matched = {d: e for d, e in candidates.items() if not sensor.own_workflow(trigger, d, e)}
+        present = set(matched)
+        if candidates and not present:
+            result.triggers.append({"name": trigger.name, "verdict": "not fired: the event is about a workflow this trigger created (loop guard)"})
+            continue
         if not present:
             result.triggers.append({"name": trigger.name, "verdict": "not concerned (no dependency of its condition matched)"})
             continue

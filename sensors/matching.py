@@ -21,6 +21,7 @@ from sensors.cel import CelEnvironment, CelEvalError, CelProgram
 from sensors.compile import CompiledDependency, CompiledSensor
 from sensors.datafilter import FilterMiss
 from sensors.eventfilters import context_matches, time_matches
+from sensors.workflow_events import is_workflows, phase_matches
 
 __all__ = ["Verdict", "context_of", "match_event"]
 
@@ -74,9 +75,16 @@ def match_event(sensor: CompiledSensor, event: CloudEvent, env: CelEnvironment, 
     activations = _Activations(env, event)
     out = []
     for dep in sensor.dependencies:
-        if dep.spec.eventSourceName == event.eventsource and dep.spec.eventName == event.eventname:
+        if _listens(dep, event):
             out.append(_match(dep, event, activations, explain))
     return out
+
+
+def _listens(dep: CompiledDependency, event: CloudEvent) -> bool:
+    spec = dep.spec
+    if spec.eventSourceName != event.eventsource:
+        return False
+    return phase_matches(spec.eventName, event.eventname) if is_workflows(spec) else spec.eventName == event.eventname
 
 
 def _match(dep: CompiledDependency, event: CloudEvent, activations: _Activations, explain: bool) -> Verdict:

@@ -1,4 +1,8 @@
-"""Running the applied Sensors: one durable JetStream consumer per sensor, triggers fired at least once.
+"""Running the applied Sensors: durable JetStream consumers per sensor, triggers fired at least once.
+
+A sensor has one consumer on the events stream for its ordinary dependencies and one on the
+workflows stream for its ``workflows`` dependencies (workflow lifecycle events of its namespace,
+see :mod:`sensors.workflow_events`); both hand their events to the same handler.
 
 Per delivered event, top to bottom:
 
@@ -99,7 +103,7 @@ class _RateLimiter:
 @dataclass
 class _Running:
     sensor: CompiledSensor
-    consumer: Consumer
+    consumers: list[Consumer]  # on the events stream, the workflows stream, or both
     triggers: dict[str, Any]  # trigger name (and "<name>/dlq") -> kind instance
     limiters: dict[str, _RateLimiter]
     stats: SensorStats
@@ -179,8 +183,14 @@ class SensorRuntime:
             await self._stop(old)
         running = self._build(compiled, old.stats if old is not None else SensorStats())
         try:
-            await running.consumer.start()
+            for consumer in running.consumers:
+                await consumer.start()
+            # A stream this version no longer reads: its consumer goes, so that a dependency added
+            # back later starts from new events instead of the backlog since then.
+            for stream in {self.bus.subjects.events_stream, self.bus.subjects.workflows_stream} - {c.stream for c in running.consumers}:
+                await self.bus.delete_consumer(self.consumer_name(namespace, compiled.name), stream=stream)
         except BaseException:
+            await asyncio.gather(*(c.stop() for c in running.consumers), return_exceptions=True)
             await self._close_triggers(running)
             raise
         self._running[(namespace, compiled.name)] = running
@@ -197,7 +207,9 @@ class SensorRuntime:
             for trigger in running.sensor.triggers:
                 with contextlib.suppress(Exception):
                     await self._state.forget(namespace, name, trigger.name)
-        deleted = await self.bus.delete_consumer(self.consumer_name(namespace, name))
+        deleted = False
+        for stream in (self.bus.subjects.events_stream, self.bus.subjects.workflows_stream):
+            deleted = await self.bus.delete_consumer(self.consumer_name(namespace, name), stream=stream) or deleted
         return running is not None or deleted
 
     async def close(self) -> None:
@@ -231,19 +243,27 @@ class SensorRuntime:
                 docs[name] = json.loads(t.spec.template.model_dump_json(exclude_unset=True))
                 if t.spec.rateLimit is not None:
                     limiters[name] = _RateLimiter(t.spec.rateLimit)
-        subjects = sorted({self.bus.subjects.event(sensor.namespace, s, e) for s, e in sensor.sources()})
+        subjects = self.bus.subjects
+        streams = {
+            subjects.events_stream: sorted({subjects.event(sensor.namespace, s, e) for s, e in sensor.sources()}),
+            # Lifecycle events of the sensor's own namespace: <prefix>.workflows.<ns>.*.<phase or *>
+            subjects.workflows_stream: sorted({subjects.workflow(sensor.namespace, "*", p) for p in sensor.workflow_phases()}),
+        }
         options = self.consumer_options.model_copy(update={"deliver": sensor.spec.deliver})
         running: _Running
-        consumer = self.bus.consumer(
-            self.consumer_name(sensor.namespace, sensor.name),
-            lambda event, delivery: self._handle(running, event, delivery),
-            subjects=subjects, options=options,
-        )  # fmt: skip
-        running = _Running(sensor, consumer, triggers, limiters, stats, docs)
+        consumers = [
+            self.bus.consumer(
+                self.consumer_name(sensor.namespace, sensor.name),
+                lambda event, delivery: self._handle(running, event, delivery),
+                subjects=filters, stream=stream, options=options,
+            )
+            for stream, filters in streams.items() if filters
+        ]  # fmt: skip
+        running = _Running(sensor, consumers, triggers, limiters, stats, docs)
         return running
 
     async def _stop(self, running: _Running) -> None:
-        await running.consumer.stop()
+        await asyncio.gather(*(c.stop() for c in running.consumers))  # concurrently: each waits for its pulls to expire
         if running.background:
             await asyncio.wait(list(running.background), timeout=self.consumer_options.shutdown_grace_seconds)
         await self._close_triggers(running)
@@ -295,8 +315,9 @@ class SensorRuntime:
 
     async def _matched(self, running: _Running, matched: dict[str, CloudEvent], delivery: Delivery) -> None:
         failure: Undeliverable | None = None
-        for trigger in running.sensor.triggers:
-            relevant = {d: e for d, e in matched.items() if d in trigger.condition.names}
+        sensor = running.sensor
+        for trigger in sensor.triggers:
+            relevant = {d: e for d, e in matched.items() if d in trigger.condition.names and not self._own_workflow(sensor, trigger, d, e)}
             if relevant:
                 try:
                     await self._offer(running, trigger, relevant, delivery)
@@ -304,6 +325,12 @@ class SensorRuntime:
                     failure = failure or exc
         if failure is not None:
             raise failure
+
+    def _own_workflow(self, sensor: CompiledSensor, trigger: CompiledTrigger, dependency: str, event: CloudEvent) -> bool:
+        if not sensor.own_workflow(trigger, dependency, event):
+            return False
+        log.debug("sensor %s/%s trigger %s: event %s is about workflow %s, which this trigger created; not fired (loop guard)", sensor.namespace, sensor.name, trigger.name, event.id, event.subject)
+        return True
 
     async def _offer(self, running: _Running, trigger: CompiledTrigger, matched: dict[str, CloudEvent], delivery: Delivery) -> None:
         sensor = running.sensor

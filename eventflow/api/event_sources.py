@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from eventflow.api.errors import ApiError
 from eventflow.api.running_resources import RunningResource
+from sensors.workflow_events import reserved_name_problem
 from sources.http import PortInUse
 from sources.runtime import SourceRuntime
 from sources.secrets import SecretError
@@ -27,6 +28,9 @@ def _runtime(request: Request) -> SourceRuntime | None:
 
 
 async def _apply(request: Request, manifest: dict[str, Any], namespace: str) -> None:
+    reserved = reserved_name_problem((manifest.get("metadata") or {}).get("name"))
+    if reserved is not None:  # the built-in source of workflow lifecycle events (docs/sensors.md)
+        raise ApiError(400, reserved)
     runtime = _runtime(request)
     try:
         if runtime is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nats.js.errors
 import pytest
 
 from eventbus import CloudEvent, ConsumerOptions, JetStreamBus
@@ -71,13 +72,22 @@ class SensorHarness:
         return await self.history(sensor)
 
     async def settled(self, sensor: str) -> None:
-        """Every event delivered to the sensor's consumer so far has been acknowledged."""
+        """Every event delivered to the sensor's consumers so far (on the events stream and, for
+        ``workflows`` dependencies, the workflows stream) has been acknowledged."""
         durable = self.runtime.consumer_name(self.namespace, sensor)
         from eventbus.subjects import encode_token
 
         async def drained() -> bool:
-            info = await self.bus.js.consumer_info(self.bus.subjects.events_stream, encode_token(durable))
-            return info.num_pending == 0 and info.num_ack_pending == 0
+            found = False
+            for stream in (self.bus.subjects.events_stream, self.bus.subjects.workflows_stream):
+                try:
+                    info = await self.bus.js.consumer_info(stream, encode_token(durable))
+                except nats.js.errors.NotFoundError:
+                    continue
+                found = True
+                if info.num_pending or info.num_ack_pending:
+                    return False
+            return found
 
         await eventually(drained, timeout=15, what=f"sensor {sensor} to settle")
 
