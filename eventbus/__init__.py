@@ -23,6 +23,7 @@ from eventbus.kv import Entry, KeyValue
 from eventbus.objects import ObjectInfo, ObjectStore
 from eventbus.server import EmbeddedNats, find_nats_server
 from eventbus.subjects import Subjects, decode_token, encode_token
+from eventbus.tail import StreamEvent, Tail, TailClosed
 
 __all__ = [
     "BusConfig",
@@ -47,8 +48,11 @@ __all__ = [
     "PublishRejected",
     "RevisionMismatch",
     "Undeliverable",
+    "StreamEvent",
     "StreamLimits",
     "Subjects",
+    "Tail",
+    "TailClosed",
     "decode",
     "decode_token",
     "encode",

@@ -33,6 +33,7 @@ from eventbus.errors import BusError, BusUnavailable, PublishRejected
 from eventbus.kv import KeyValue
 from eventbus.objects import ObjectStore
 from eventbus.subjects import Subjects, encode_token
+from eventbus.tail import Tail
 
 __all__ = ["JetStreamBus", "PublishAck"]
 
@@ -71,6 +72,7 @@ class JetStreamBus:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._consumers: list[Consumer] = []
+        self._tails: set[Tail] = set()
         self.published = 0
         self.rejected = 0
         self._closing = False
@@ -182,6 +184,8 @@ class JetStreamBus:
     async def close(self, *, grace_seconds: float | None = None) -> None:
         """Stop consumers (finishing in-flight handlers), flush pending acks, then disconnect."""
         self._closing = True
+        for tail in list(self._tails):
+            await tail.close()
         for consumer in list(self._consumers):
             await consumer.stop(grace_seconds=grace_seconds)
         if self._nc is not None and not self._nc.is_closed:
@@ -356,6 +360,36 @@ class JetStreamBus:
     def _forget(self, consumer: Consumer) -> None:
         with contextlib.suppress(ValueError):
             self._consumers.remove(consumer)
+
+    async def tail(
+        self,
+        subjects: Sequence[str],
+        *,
+        stream: str | None = None,
+        after: int | None = None,
+        batch: int = 64,
+        heartbeat_seconds: float = 2.0,
+    ) -> Tail:
+        """Open a :class:`~eventbus.tail.Tail`: the events on ``subjects`` stored after stream sequence
+        ``after`` (``None``: from now on), in order, then live. Close it when done."""
+        tail = Tail(
+            self,
+            stream=stream or self.subjects.events_stream,
+            subjects=subjects,
+            after=after,
+            batch=batch,
+            heartbeat_seconds=heartbeat_seconds,
+        )
+        self._tails.add(tail)
+        return await tail.open()  # a tail that fails to open closes (and forgets) itself
+
+    @property
+    def open_tails(self) -> int:
+        """How many tails are open (each holds one ephemeral consumer on the server)."""
+        return len(self._tails)
+
+    def _forget_tail(self, tail: Tail) -> None:
+        self._tails.discard(tail)
 
     async def kv(self, bucket: str, *, history: int = 1, ttl_seconds: float | None = None) -> KeyValue:
         """Open (creating if needed) a KV bucket scoped to this bus prefix."""
