@@ -115,6 +115,10 @@ class ServerConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=2746, ge=0, le=65535)
     roles: tuple[str, ...] = ALL_ROLES
+    # API auth: "tokens" (the auth file), "none" (loopback only), or None: tokens when an auth file
+    # is given or <data dir>/auth.yaml exists, else none on loopback (refused elsewhere).
+    auth: Literal["tokens", "none"] | None = None
+    auth_file: Path | None = None
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace_seconds: float = Field(default=10.0, ge=0)
@@ -184,6 +188,8 @@ _ENV = {
     "EVENTFLOW_ROLES": "roles",
     "EVENTFLOW_LOG_FORMAT": "log_format",
     "EVENTFLOW_LOG_LEVEL": "log_level",
+    "EVENTFLOW_AUTH": "auth",
+    "EVENTFLOW_AUTH_FILE": "auth_file",
 }
 
 

@@ -10,12 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
 from eventbus import BusError, JetStreamBus
+from eventflow.auth import AuthMiddleware, TokenStore
+from eventflow.auth import routes as auth_routes
 from eventflow.api.errors import ApiError, error_response
 from eventflow.api.artifacts import routes as artifact_routes
 from eventflow.api.event_sources import routes as event_source_routes
+from eventflow.api.events import routes as event_stream_routes
+from eventflow.api.info import routes as info_routes
+from eventflow.api.openapi import openapi_route
 from eventflow.api.sensors import routes as sensor_routes
 from eventflow.api.sync import routes as sync_routes
 from eventflow.api.workflows import routes as workflow_routes
@@ -38,6 +44,7 @@ class AppState:
     started_at: float
     roles: tuple[str, ...]
     extra: dict[str, Any] = field(default_factory=dict)
+    tokens: TokenStore | None = None  # None: no API auth (loopback only)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -115,6 +122,9 @@ def build_app(state: AppState) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
     if "scheduler" in state.extra:
         routes += workflow_routes() + artifact_routes() + sync_routes() + event_source_routes() + sensor_routes()
+        routes += event_stream_routes()
+    routes += auth_routes() + info_routes()
+    routes.append(openapi_route(routes))  # lists the routes above, not the webhooks' catch-all below
     sources = state.extra.get("sources")
     if sources is not None:
         # Webhook endpoints without a port of their own: every path the API does not serve.
@@ -122,6 +132,7 @@ def build_app(state: AppState) -> Starlette:
         routes.append(Route("/{path:path}", sources.http.main_dispatch, methods=methods))
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(AuthMiddleware, tokens=state.tokens)],
         exception_handlers={ApiError: api_error, **DOMAIN_ERRORS, 404: not_found, 405: method_not_allowed, 500: server_error},
     )
     app.state.eventflow = state

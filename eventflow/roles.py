@@ -12,6 +12,7 @@ from typing import Protocol
 import uvicorn
 from starlette.applications import Starlette
 
+from eventflow.api.events import end_streams
 from sensors.runtime import SensorRuntime
 from sensors.workflow_events import reserved_name_problem
 from sources.runtime import SourceRuntime
@@ -51,6 +52,7 @@ class HttpRole:
 
     def __init__(self, app: Starlette, sock: socket.socket, *, grace_seconds: float) -> None:
         self.sock = sock
+        self.app = app
         config = uvicorn.Config(
             app,
             log_config=None,
@@ -72,6 +74,9 @@ class HttpRole:
         log.info("HTTP listening on http://%s:%d", host, port)
 
     async def stop(self) -> None:
+        # Lifecycle streams never end by themselves: end them first (clients resume elsewhere with
+        # Last-Event-ID) so the graceful shutdown does not wait its whole grace period for them.
+        end_streams(self.app)
         self.server.should_exit = True
         if self._task is not None:
             await self._task

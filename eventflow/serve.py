@@ -24,6 +24,7 @@ from eventbus import BusError, EmbeddedNats, EmbeddedServerError, JetStreamBus
 from eventflow.config import ServerConfig
 from eventflow.database import open_engine, ping
 from eventflow.errors import EventflowError, StartupError
+from eventflow.auth import resolve_auth
 from eventflow.http import AppState, build_app
 from eventflow.roles import HttpRole, Role, SchedulerRole, SensorsRole, SourcesRole
 from sources.http import WebhookServer
@@ -114,6 +115,7 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
     (``reload``) and applies what can change at run time: the scheduler's caps on running workflows."""
     started_at = time.time()
     data_dir = config.data_dir.absolute()
+    tokens = resolve_auth(config.auth, config.auth_file, config.host, data_dir)
     lock = DataDirLock(data_dir)
     lock.acquire()
     shutdown = _Shutdown()
@@ -170,7 +172,7 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
             kube = _cluster(config.kubeconfig)
             sensors = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context={"scheduler": scheduler, "bus": bus, "resources": store, "secrets": secrets, "resource_dir": data_dir / "trigger-resources", "kube": kube})
             extra["sensors"] = sensors
-        state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra)
+        state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra, tokens=tokens)
         if "scheduler" in config.roles:
             roles.append(SchedulerRole(scheduler, executor, cron))
         if "sources" in config.roles:
@@ -182,9 +184,10 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
         for role in roles:
             await role.start()
         log.info(
-            "eventflow ready in %.0f ms (roles: %s; NATS: %s)",
+            "eventflow ready in %.0f ms (roles: %s; NATS: %s; API auth: %s)",
             (time.time() - started_at) * 1000, ", ".join(config.roles),
             "embedded" if embedded else "external",
+            f"tokens from {tokens.path}" if tokens else f"none (listening on loopback {config.host} only)",
         )  # fmt: skip
         await shutdown.event.wait()
         if shutdown.code:

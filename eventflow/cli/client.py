@@ -1,10 +1,14 @@
-"""The HTTP client the CLI uses: server URL and token from flags, env or defaults; errors as one line."""
+"""The HTTP client the CLI uses: server URL, token and namespace from flags, else env
+(``EVENTFLOW_SERVER``, ``EVENTFLOW_TOKEN``, ``EVENTFLOW_NAMESPACE``), else the user's config file
+(``$XDG_CONFIG_HOME/eventflow/config.yaml``, default ``~/.config/eventflow/config.yaml``, keys
+``server``, ``token``, ``namespace``), else defaults; errors as one line."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -20,18 +24,47 @@ DEFAULT_SERVER = "http://127.0.0.1:2746"
 def add_client_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", help=f"eventflow server URL (env EVENTFLOW_SERVER; default {DEFAULT_SERVER})")
     parser.add_argument("--token", help="bearer token (env EVENTFLOW_TOKEN)")
-    parser.add_argument("-n", "--namespace", default=None, help="namespace (default 'default')")
+    parser.add_argument("-n", "--namespace", default=None, help="namespace (env EVENTFLOW_NAMESPACE; default 'default')")
+
+
+def user_config() -> dict[str, str]:
+    """The CLI's config file, if any; a broken one is an error naming it (not silently ignored)."""
+    import yaml
+
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    path = base / "eventflow" / "config.yaml"
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise EventflowError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise EventflowError(f"{path}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise EventflowError(f"{path}: expected a mapping with server, token, namespace")
+    unknown = sorted(set(data) - {"server", "token", "namespace"})
+    if unknown:
+        raise EventflowError(f"{path}: unknown key(s) {', '.join(unknown)}; known: server, token, namespace")
+    return {k: str(v) for k, v in data.items() if v is not None}
 
 
 class ApiClient:
     """Thin wrapper over httpx that turns Argo-style error bodies into :class:`EventflowError`."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        self.base = (args.server or os.environ.get("EVENTFLOW_SERVER") or DEFAULT_SERVER).rstrip("/")
-        token = args.token or os.environ.get("EVENTFLOW_TOKEN")
+        given = lambda flag, env: getattr(args, flag, None) or os.environ.get(env)  # noqa: E731
+        server, token, namespace = given("server", "EVENTFLOW_SERVER"), given("token", "EVENTFLOW_TOKEN"), given("namespace", "EVENTFLOW_NAMESPACE")
+        if not (server and token and namespace):
+            saved = user_config()
+            server, token, namespace = server or saved.get("server"), token or saved.get("token"), namespace or saved.get("namespace")
+        self.base = (server or DEFAULT_SERVER).rstrip("/")
+        self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.Client(base_url=self.base, headers=headers, timeout=30)
-        self.namespace: str = getattr(args, "namespace", None) or "default"
+        self.namespace: str = namespace or "default"
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         try:

@@ -7,8 +7,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from eventflow.config import ALL_ROLES, load_server_config
-from eventflow.logs import setup_logging
 
 __all__ = ["register"]
 
@@ -24,16 +22,21 @@ def register(commands: Any) -> None:
     p.add_argument("--db", help="SQLAlchemy URL (default: SQLite file in the data dir; env EVENTFLOW_DB)")
     p.add_argument("--host", help="HTTP listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="HTTP port (default 2746, as Argo Server)")
-    p.add_argument("--roles", help=f"comma-separated roles to run (default all: {','.join(ALL_ROLES)})")
+    p.add_argument("--roles", help="comma-separated roles to run: http, scheduler, sources, sensors (default all)")
+    p.add_argument("--auth-file", type=Path, help="API tokens (YAML of hashes; see 'eventflow token create'); default <data-dir>/auth.yaml if it exists (env EVENTFLOW_AUTH_FILE)")
+    p.add_argument("--auth", choices=["tokens", "none"], help="'none' serves the API without tokens: only on a loopback --host (env EVENTFLOW_AUTH)")
     p.add_argument("--log-format", choices=["text", "json"])
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from eventflow.config import load_server_config
+    from eventflow.logs import setup_logging
+
     flags = {
         k: getattr(args, k)
-        for k in ("data_dir", "nats_url", "nats_creds", "nats_port", "kubeconfig", "db", "host", "port", "roles", "log_format", "log_level")
+        for k in ("data_dir", "nats_url", "nats_creds", "nats_port", "kubeconfig", "db", "host", "port", "roles", "log_format", "log_level", "auth", "auth_file")
     }
     config = load_server_config(flags, config_file=args.config)
     setup_logging(config.log_format, config.log_level)
