@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,7 +13,7 @@ from starlette.routing import Route
 
 from eventflow.api.errors import ApiError
 from eventflow.api.selectors import SelectorError, parse_label_selector
-from eventflow.api.shapes import resource_json, workflow_json
+from eventflow.api.shapes import resource_json, workflow_fields, workflow_json, workflow_list_fields
 from workflows.cron import CronError, parse_cron
 from workflows.errors import LintError
 from workflows.lint import lint
@@ -69,11 +70,17 @@ async def create_workflow(request: Request) -> JSONResponse:
     if workflow.metadata.namespace and workflow.metadata.namespace != namespace:
         raise ApiError(400, f"workflow namespace {workflow.metadata.namespace!r} does not match {namespace!r} in the path")
     scheduler = _scheduler(request)
-    if body.get("serverDryRun"):
+    if _dry_run(body, body.get("createOptions")):
         record, _ = await prepare(workflow, scheduler.store, SubmitOptions(namespace=namespace))
         return JSONResponse(workflow_json(record, {}))
     record = await scheduler.submit(workflow, SubmitOptions(namespace=namespace))
     return JSONResponse(workflow_json(record, {}))
+
+
+def _dry_run(*objects: Any) -> bool:
+    """``serverDryRun: true``, ``dryRun: true`` or Kubernetes' ``createOptions.dryRun: ["All"]`` in any of
+    ``objects`` (the request body, its createOptions or submitOptions): check, resolve, store nothing."""
+    return any(isinstance(o, dict) and bool(o.get("serverDryRun") or o.get("dryRun")) for o in objects)
 
 
 async def list_workflows(request: Request) -> JSONResponse:
@@ -84,21 +91,69 @@ async def list_workflows(request: Request) -> JSONResponse:
     except SelectorError as exc:
         raise ApiError(400, str(exc)) from None
     fields = _field_selector(q.get("listOptions.fieldSelector", ""))
+    name_matches = _name_filter(q.get("nameFilter") or "Exact", fields.get("metadata.name"))
+    created_after = _time_param(q, "createdAfter")
+    finished_before = _time_param(q, "finishedBefore")
     records = await _scheduler(request).store.list_workflows(namespace, phases=fields.get("status.phase"))
     items = []
     for record in records:
         labels = {**record.labels, "workflows.argoproj.io/phase": record.phase.value}
-        if not selector(labels):
+        if not selector(labels) or not name_matches(record.name):
             continue
-        if "metadata.name" in fields and record.name not in fields["metadata.name"]:
+        if "metadata.namespace" in fields and record.namespace not in fields["metadata.namespace"]:
             continue
         if "eventId" in fields and not set(fields["eventId"]) & set(record.annotations.get(EVENTS_ANNOTATION, "").split(",")):
             continue  # eventflow: the workflows a sensor created from this event
-        items.append(workflow_json(record, None))
-    limit = int(q.get("listOptions.limit") or 0)
-    if limit:
-        items = items[:limit]
-    return JSONResponse({"metadata": {"resourceVersion": "0"}, "items": items})
+        if created_after and record.created_at <= created_after:
+            continue
+        if finished_before and (record.finished_at is None or record.finished_at >= finished_before):
+            continue
+        items.append(record)
+    offset, limit = _int_param(q, "listOptions.continue"), _int_param(q, "listOptions.limit")
+    page = items[offset : offset + limit] if limit else items[offset:]
+    meta: dict[str, Any] = {"resourceVersion": "0"}
+    if limit and offset + limit < len(items):
+        meta["continue"] = str(offset + limit)  # an opaque token to Argo clients; here the next offset
+        meta["remainingItemCount"] = len(items) - offset - limit
+    body = {"metadata": meta, "items": [workflow_json(r, None) for r in page]}
+    return JSONResponse(workflow_list_fields(body, q.get("fields") or ""))
+
+
+def _int_param(q: Any, name: str) -> int:
+    raw = q.get(name) or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"{name}: {raw!r} is not a whole number") from None
+    if value < 0:
+        raise ApiError(400, f"{name}: {raw!r} is negative")
+    return value
+
+
+def _time_param(q: Any, name: str) -> datetime | None:
+    raw = q.get(name)
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(400, f"{name}: {raw!r} is not an RFC 3339 time (2006-01-02T15:04:05Z)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _name_filter(kind: str, names: list[str] | None) -> Any:
+    """Argo's ``nameFilter`` (Exact, Prefix or Contains) applied to the ``metadata.name=`` field selector."""
+    if not names:
+        return lambda name: True
+    match kind:
+        case "Exact":
+            return lambda name: name in names
+        case "Prefix":
+            return lambda name: any(name.startswith(n) for n in names)
+        case "Contains":
+            return lambda name: any(n in name for n in names)
+        case _:
+            raise ApiError(400, f"nameFilter: {kind!r} is not one of Exact, Prefix, Contains")
 
 
 def _field_selector(text: str) -> dict[str, list[str]]:
@@ -114,7 +169,7 @@ def _field_selector(text: str) -> dict[str, list[str]]:
 async def get_workflow(request: Request) -> JSONResponse:
     p = request.path_params
     record, nodes = await _scheduler(request).get(p["namespace"], p["name"])
-    return JSONResponse(workflow_json(record, nodes))
+    return JSONResponse(workflow_fields(workflow_json(record, nodes), request.query_params.get("fields") or ""))
 
 
 async def delete_workflow(request: Request) -> JSONResponse:
@@ -233,8 +288,9 @@ def _kind(request: Request) -> tuple[type[Any], str, str, str]:
     return model, kind, namespace, field
 
 
-async def put_template(request: Request) -> JSONResponse:
-    model, kind, namespace, field = _kind(request)
+async def _checked_resource(request: Request) -> Any:
+    """The body's object (``template``, ``cronWorkflow`` or ``configMap``) validated and linted, not stored."""
+    model, kind, _, field = _kind(request)
     body = await _body(request)
     manifest = body.get(field)
     if not isinstance(manifest, dict):
@@ -248,6 +304,18 @@ async def put_template(request: Request) -> JSONResponse:
         findings = lint(resource, expression_check=expression_check)
         if findings:
             raise ApiError(400, str(LintError(field, findings)))
+    return resource
+
+
+async def lint_template(request: Request) -> JSONResponse:
+    """POST .../lint (WorkflowTemplates, ClusterWorkflowTemplates, CronWorkflows): Argo's checks, nothing stored."""
+    resource = await _checked_resource(request)
+    return JSONResponse(resource.model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+
+async def put_template(request: Request) -> JSONResponse:
+    _, kind, namespace, field = _kind(request)
+    resource = await _checked_resource(request)
     name = resource.metadata.name
     if not name:
         raise ApiError(400, f"{field}: metadata.name: required")
@@ -319,8 +387,14 @@ async def suspend_cron(request: Request) -> JSONResponse:
 
 async def list_templates(request: Request) -> JSONResponse:
     _, kind, namespace, _ = _kind(request)
+    try:
+        selector = parse_label_selector(request.query_params.get("listOptions.labelSelector", ""))
+    except SelectorError as exc:
+        raise ApiError(400, str(exc)) from None
     records = await _scheduler(request).store.list_resources(kind, namespace)
-    return JSONResponse({"metadata": {}, "items": [resource_json(r) for r in records]})
+    items = [resource_json(r) for r in records]
+    items = [i for i in items if selector(i["metadata"].get("labels") or {})]
+    return JSONResponse({"metadata": {}, "items": items})
 
 
 async def get_template(request: Request) -> JSONResponse:
@@ -347,23 +421,36 @@ async def submit_from(request: Request) -> JSONResponse:
     if kind not in ("WorkflowTemplate", "ClusterWorkflowTemplate", "workflowtemplate", "clusterworkflowtemplate") or not name:
         raise ApiError(400, "resourceKind (WorkflowTemplate or ClusterWorkflowTemplate) and resourceName are required")
     opts = body.get("submitOptions") or {}
+    if not isinstance(opts, dict):
+        raise ApiError(400, "submitOptions: an object is required")
     cluster = kind.lower() == "clusterworkflowtemplate"
     params = {}
+    if not isinstance(opts.get("parameters") or [], list):
+        raise ApiError(400, "submitOptions.parameters: a list of name=value strings is required")
     for item in opts.get("parameters") or []:
         key, sep, value = str(item).partition("=")
         if not sep:
             raise ApiError(400, f"submitOptions.parameters: {item!r} is not name=value")
         params[key] = value
-    workflow = Workflow.model_validate(
-        {
-            "metadata": {"generateName": opts.get("generateName") or f"{name}-", "name": opts.get("name"), "labels": _labels(opts.get("labels"))},
-            "spec": {"workflowTemplateRef": {"name": name, "clusterScope": cluster or None}},
-        }
-    )
+    # Argo labels a workflow with the template it was submitted from (common.NewWorkflowFromWorkflowTemplate).
+    origin = "workflows.argoproj.io/cluster-workflow-template" if cluster else "workflows.argoproj.io/workflow-template"
+    metadata = {
+        "generateName": opts.get("generateName") or f"{name}-",
+        "name": opts.get("name"),
+        "labels": {**(_labels(opts.get("labels"), "labels") or {}), origin: name},
+        "annotations": _labels(opts.get("annotations"), "annotations"),
+    }
+    spec: dict[str, Any] = {"workflowTemplateRef": {"name": name, "clusterScope": cluster or None}}
+    if opts.get("priority") is not None:
+        spec["priority"] = opts["priority"]
+    workflow = _model(Workflow, {"metadata": metadata, "spec": spec}, "submitOptions")
+    scheduler = _scheduler(request)
+    submit = SubmitOptions(namespace=namespace, parameters=params, entrypoint=opts.get("entryPoint"))
     try:
-        record = await _scheduler(request).submit(
-            workflow, SubmitOptions(namespace=namespace, parameters=params, entrypoint=opts.get("entryPoint"))
-        )
+        if _dry_run(opts):
+            record, _ = await prepare(workflow, scheduler.store, submit)
+        else:
+            record = await scheduler.submit(workflow, submit)
     except LintError as exc:
         raise ApiError(400 if "not found" not in str(exc) else 404, str(exc)) from None
     except AlreadyExists as exc:
@@ -371,9 +458,12 @@ async def submit_from(request: Request) -> JSONResponse:
     return JSONResponse(workflow_json(record, {}))
 
 
-def _labels(text: str | None) -> dict[str, str] | None:
+def _labels(text: Any, where: str) -> dict[str, str] | None:
+    """Argo's ``submitOptions.labels`` / ``annotations``: ``a=b,c=d``."""
     if not text:
         return None
+    if not isinstance(text, str):
+        raise ApiError(400, f"submitOptions.{where}: expected a string of name=value pairs separated by commas")
     return dict(part.split("=", 1) for part in text.split(",") if "=" in part)
 
 
@@ -401,6 +491,7 @@ def routes() -> list[Route]:
     ):
         out += [
             Route(base, put_template, methods=["POST"]),
+            *([Route(base + "/lint", lint_template, methods=["POST"])] if "config-maps" not in base else []),
             Route(base, list_templates, methods=["GET"]),
             Route(base + "/{name}", get_template, methods=["GET"]),
             Route(base + "/{name}", put_template, methods=["PUT"]),
