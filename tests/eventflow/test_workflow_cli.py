@@ -416,3 +416,62 @@ def test_resume_with_a_value_outside_the_enum_is_400_and_stays_suspended(server:
     eventually_sync(lambda: _phase(server, name) == "Succeeded", timeout=20, what="the approved run")
     nodes = httpx.get(url).json()["status"]["nodes"].values()
     assert {n["displayName"]: n["phase"] for n in nodes if n["displayName"] == "deploy"} == {"deploy": "Succeeded"}
+
+
+RUNNABLE_TEMPLATE = """
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata:
+  name: runnable
+  labels: {team: cli}
+spec:
+  entrypoint: greet
+  arguments: {parameters: [{name: who, value: nobody}]}
+  templates:
+  - name: greet
+    inputs: {parameters: [{name: who}]}
+    container: {image: alpine, command: [echo, "hi {{inputs.parameters.who}}"]}
+"""
+
+
+def test_cli_template_verbs_and_submit_from_a_template(server: ServerProcess, tmp_path: Path) -> None:
+    spec = tmp_path / "runnable.yaml"
+    spec.write_text(RUNNABLE_TEMPLATE)
+    assert cli(server, "apply", "-f", str(spec)).returncode == 0
+    listed = cli(server, "template", "list", "-o", "wide")
+    assert listed.returncode == 0 and "runnable" in listed.stdout and "team=cli" in listed.stdout
+    assert cli(server, "template", "list", "-o", "name").stdout.split() == ["runnable"]
+    got = json.loads(cli(server, "template", "get", "runnable", "-o", "json").stdout)
+    assert got["kind"] == "WorkflowTemplate" and got["metadata"]["name"] == "runnable"
+
+    done = cli(server, "submit", "--from", "workflowtemplate/runnable", "-p", "who=cli", "--wait", "-o", "name")
+    assert done.returncode == 0, done.stderr
+    name = done.stdout.split()[0]
+    assert name.startswith("runnable-")
+    assert "hi cli" in cli(server, "logs", name).stdout
+    wf = json.loads(cli(server, "get", name, "-o", "json").stdout)
+    assert wf["metadata"]["labels"]["workflows.argoproj.io/workflow-template"] == "runnable"
+
+    both = cli(server, "submit", str(spec), "--from", "workflowtemplate/runnable")
+    assert both.returncode == 2 and "not both" in both.stderr
+    bad = cli(server, "submit", "--from", "pod/runnable")
+    assert bad.returncode == 2 and "workflowtemplate/NAME" in bad.stderr
+    missing = cli(server, "submit", "--from", "workflowtemplate/nope")
+    assert missing.returncode == 1 and "nope" in missing.stderr
+
+    assert cli(server, "template", "delete", "runnable").returncode == 0
+    assert "no WorkflowTemplates in namespace default" in cli(server, "template", "list").stdout
+    gone = cli(server, "template", "get", "runnable")
+    assert gone.returncode == 1 and "runnable" in gone.stderr
+
+
+def test_cli_configmap_cluster_template_and_version(server: ServerProcess, tmp_path: Path) -> None:
+    spec = tmp_path / "cm.yaml"
+    spec.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cli-settings}\ndata: {colour: blue}\n")
+    assert cli(server, "apply", "-f", str(spec)).returncode == 0
+    assert "cli-settings" in cli(server, "configmap", "list").stdout
+    assert json.loads(cli(server, "configmap", "get", "cli-settings", "-o", "json").stdout)["data"] == {"colour": "blue"}
+    assert cli(server, "configmap", "delete", "cli-settings").returncode == 0
+    assert cli(server, "cluster-template", "list").returncode == 0
+    version = cli(server, "version")
+    assert version.returncode == 0 and version.stdout.startswith("eventflow: ") and "server: " in version.stdout
