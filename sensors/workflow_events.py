@@ -16,8 +16,10 @@ import re
 from typing import Any
 
 from eventbus import CloudEvent
+from sensors.cel import CEL_MACROS, cel_tokens
 from sensors.spec import Dependency, ParameterSource
 from triggers._workflows import SENSOR_LABEL, TRIGGER_LABEL
+from workflows.lifecycle import DELETED
 from workflows.status import WorkflowPhase
 
 __all__ = [
@@ -36,6 +38,8 @@ WORKFLOWS_SOURCE = "workflows"
 ANY_PHASE = "*"
 # The phases the scheduler publishes an event for (a workflow's first event is Running; Pending has none).
 PHASES: tuple[str, ...] = tuple(p.value for p in WorkflowPhase if p is not WorkflowPhase.PENDING)
+# What a dependency may name: a phase, or a deletion (which "*" leaves out: it is not a phase change).
+EVENT_NAMES: tuple[str, ...] = (*PHASES, DELETED)
 DOCS = 'docs/sensors.md, "Chaining workflows"'
 _NO_BODY = "workflow events have no {name!r}: their data is the workflow itself; "
 _NO_BODY_CEL = _NO_BODY + "write data.labels, data.outputs.parameters, ... (" + DOCS + ")"
@@ -52,7 +56,7 @@ def is_workflows(dep: Dependency) -> bool:
 
 
 def phase_matches(wanted: str, phase: str | None) -> bool:
-    return wanted == ANY_PHASE or wanted == phase
+    return (wanted == ANY_PHASE and phase != DELETED) or wanted == phase
 
 
 def reserved_name_problem(name: Any) -> str | None:
@@ -79,15 +83,15 @@ def check_dependency(dep: Dependency, where: str) -> list[str]:
     """Problems of a ``workflows`` dependency: an unknown phase, and reading ``body``/``header``
     (always null/empty here) in CEL or a path before any transform reshapes the data."""
     problems = []
-    if dep.eventName != ANY_PHASE and dep.eventName not in PHASES:
-        known = f"one of: {', '.join(PHASES)}, or {ANY_PHASE!r} for every phase"
+    if dep.eventName != ANY_PHASE and dep.eventName not in EVENT_NAMES:
+        known = f"one of: {', '.join(EVENT_NAMES)}, or {ANY_PHASE!r} for every phase"
         if dep.eventName == WorkflowPhase.PENDING.value:
             problems.append(
                 f"{where}.eventName: no event is published for 'Pending': a workflow's first event is Running ({known})"
             )
         else:
-            hint = next((f"; did you mean {p!r}?" for p in PHASES if p.lower() == dep.eventName.lower()), "")
-            problems.append(f"{where}.eventName: {dep.eventName!r} is not a workflow phase ({known}){hint}")
+            hint = next((f"; did you mean {p!r}?" for p in EVENT_NAMES if p.lower() == dep.eventName.lower()), "")
+            problems.append(f"{where}.eventName: {dep.eventName!r} is not a workflow phase or Deleted ({known}){hint}")
     if dep.transform is not None and dep.transform.cel:
         problems += _reads_body(dep.transform.cel, f"{where}.transform.cel")
         return problems  # the filters see the transform's result, whatever its shape
@@ -133,23 +137,9 @@ def _path_reads_body(path: str, where: str) -> list[str]:
     return [f"{where}: " + _NO_BODY_PATH.format(name=head)] if head in ("body", "header", "headers") else []
 
 
-# CEL tokens: comments and white space, strings (raw, bytes, triple-quoted), identifiers, the rest.
-_LEXER = re.compile(
-    r"""(?P<skip>\s+|//[^\n]*)
-    |(?P<string>(?:[rR][bB]?|[bB][rR]?)?(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
-    |(?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-    |(?P<other>\d[\w.]*|`[^`]*`)
-    |(?P<op>.)""",
-    re.VERBOSE | re.DOTALL,
-)
-_MACROS = frozenset(
-    ("all", "exists", "exists_one", "existsOne", "map", "filter", "bind", "transformList", "transformMap")
-)
-
-
 def _reads_body(source: str, where: str, *, bound: set[str] | frozenset[str] = frozenset()) -> list[str]:
     """``body``/``header``/``headers`` used as variables (not ``x.body``, not a macro's own variable)."""
-    toks = [(m.lastgroup or "op", m.group()) for m in _LEXER.finditer(source) if m.lastgroup != "skip"]
+    toks = [(t.kind, t.text) for t in cel_tokens(source)]
 
     def text(i: int) -> str:
         return toks[i][1] if 0 <= i < len(toks) else ""
@@ -161,7 +151,7 @@ def _reads_body(source: str, where: str, *, bound: set[str] | frozenset[str] = f
     binders = {
         text(i + 2)
         for i in range(len(toks))
-        if text(i) in _MACROS and text(i + 1) == "(" and text(i + 3) == ","
+        if text(i) in CEL_MACROS and text(i + 1) == "(" and text(i + 3) == ","
     }
     for i, (kind, name) in enumerate(toks):
         if (

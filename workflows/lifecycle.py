@@ -13,7 +13,7 @@ from eventbus import CloudEvent, JetStreamBus, Subjects
 from workflows.status import NodeStatus, NodeType, WorkflowPhase
 from workflows.store import OutboxEvent, WorkflowRecord, WorkflowStore
 
-__all__ = ["OutboxPublisher", "lifecycle_event", "progress"]
+__all__ = ["DELETED", "OutboxPublisher", "deleted_event", "lifecycle_event", "progress"]
 
 # Set by the sensors' workflow triggers (Argo Events' annotation namespace).
 TRIGGER_EVENTS_ANNOTATION = "events.argoproj.io/event-ids"
@@ -24,13 +24,25 @@ def progress(nodes: dict[str, NodeStatus]) -> str:
     return f"{sum(1 for n in pods if n.phase.done)}/{len(pods)}"
 
 
+DELETED = "Deleted"  # the event name of a deletion; not a phase: data.phase keeps the last one
+
+
 def lifecycle_event(subjects: Subjects, record: WorkflowRecord, phase: WorkflowPhase, nodes: dict[str, NodeStatus]) -> OutboxEvent:
+    return _event(subjects, record, phase.value, phase.value, nodes)
+
+
+def deleted_event(subjects: Subjects, record: WorkflowRecord, nodes: dict[str, NodeStatus]) -> OutboxEvent:
+    """The workflow was deleted: event name ``Deleted``, its last phase still in ``data.phase``."""
+    return _event(subjects, record, DELETED, record.phase.value, nodes)
+
+
+def _event(subjects: Subjects, record: WorkflowRecord, name: str, phase: str, nodes: dict[str, NodeStatus]) -> OutboxEvent:
     outputs = record.status.get("outputs") or {}
     data: dict[str, Any] = {
         "name": record.name,
         "namespace": record.namespace,
         "uid": record.uid,
-        "phase": phase.value,
+        "phase": phase,
         "message": record.message,
         "labels": record.labels,
         "annotations": record.annotations,
@@ -39,6 +51,8 @@ def lifecycle_event(subjects: Subjects, record: WorkflowRecord, phase: WorkflowP
         "progress": progress(nodes),
         "outputs": outputs,
     }
+    if name == DELETED:
+        data["deleted"] = True
     triggered_by = record.annotations.get(TRIGGER_EVENTS_ANNOTATION)
     if triggered_by:
         # Correlation: the events a sensor created this workflow from (the ids webhooks answered with).
@@ -46,20 +60,20 @@ def lifecycle_event(subjects: Subjects, record: WorkflowRecord, phase: WorkflowP
     # A retried workflow runs again under the same uid: its events need ids of their own, or the
     # outbox and the bus's dedupe would take them for the first run's.
     run = int(record.status.get("retries") or 0)
-    event_id = f"{record.uid}.{phase.value}" if run == 0 else f"{record.uid}.retry{run}.{phase.value}"
+    event_id = f"{record.uid}.{name}" if run == 0 or name == DELETED else f"{record.uid}.retry{run}.{name}"
     envelope = CloudEvent(
         id=event_id,
         source=f"/eventflow/workflows/{record.namespace}",
-        type=f"io.eventflow.workflow.{phase.value.lower()}",
+        type=f"io.eventflow.workflow.{name.lower()}",
         subject=record.name,
         namespace=record.namespace,
         eventsource="workflows",
-        eventname=phase.value,
+        eventname=name,
         data=data,
     )
     return OutboxEvent(
         id=event_id,
-        subject=subjects.workflow(record.namespace, record.name, phase.value),
+        subject=subjects.workflow(record.namespace, record.name, name),
         payload=envelope.model_dump(mode="json", exclude_none=True),
     )
 

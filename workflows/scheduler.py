@@ -32,7 +32,7 @@ from workflows.artifacts.repository import RepositoryError
 from workflows.artifacts.transfer import ArtifactFailure, delete_artifacts, gc_keys, save_outputs, stage_inputs
 from workflows.expressions import substitute
 from workflows.executor import ProcessResult, ProcessSpec, VolumeMountFailed
-from workflows.lifecycle import OutboxPublisher, lifecycle_event, progress
+from workflows.lifecycle import OutboxPublisher, deleted_event, lifecycle_event, progress
 from workflows.models import Template, Workflow
 from workflows.operator.state import WorkflowRun
 from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
@@ -470,7 +470,8 @@ class Scheduler:
         run = self.runs.get(record.uid)
         nodes = run.nodes if run is not None else await self.store.load_nodes(record.uid)
         self._forget(record.uid)
-        await self.store.delete_workflow(record.uid)
+        if await self.store.delete_workflow(record.uid, [deleted_event(self.subjects, record, dict(nodes))]):
+            self._publish_wake.set()
         # Its claims, staged inputs and (artifactGC) artifacts go with it.
         await asyncio.to_thread(shutil.rmtree, self._volumes_dir(record.uid), True)
         keys = gc_keys(nodes.values(), {"OnWorkflowDeletion", "OnWorkflowCompletion"})

@@ -32,7 +32,7 @@ from eventbus import BusError, JetStreamBus, StreamEvent, Tail
 from eventflow.api.errors import ApiError, error_response
 from eventflow.api.selectors import SelectorError, parse_label_selector
 from eventflow.api.shapes import select_fields, workflow_json
-from workflows.lifecycle import TRIGGER_EVENTS_ANNOTATION
+from workflows.lifecycle import DELETED, TRIGGER_EVENTS_ANNOTATION
 from workflows.store import WorkflowRecord, WorkflowStore
 
 __all__ = ["end_streams", "routes"]
@@ -135,8 +135,10 @@ def _fields(request: Request) -> Callable[[dict[str, Any]], dict[str, Any]]:
 
 
 def _event_view(data: Mapping[str, Any]) -> _View:
+    # A deletion matches a status.phase selector only when that asks for Deleted (not its last phase).
+    phase = DELETED if data.get("deleted") else str(data.get("phase", ""))
     return _View(
-        str(data.get("name", "")), str(data.get("namespace", "")), str(data.get("phase", "")),
+        str(data.get("name", "")), str(data.get("namespace", "")), phase,
         data.get("labels") or {}, tuple(data.get("eventIds") or ()),
     )  # fmt: skip
 
@@ -157,6 +159,16 @@ def _stamp(value: Any) -> str | None:
     if not value:
         return None
     return datetime.fromisoformat(str(value)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _deleted(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A deleted workflow as its deletion event describes it (the store has nothing left)."""
+    meta = {k: data.get(k) for k in ("name", "namespace", "uid", "annotations")}
+    phase = str(data.get("phase", ""))
+    meta["labels"] = {**(data.get("labels") or {}), _PHASE_LABEL: phase, _COMPLETED_LABEL: str(phase not in _RANK).lower()}
+    status = {"phase": phase, "message": data.get("message"), "progress": data.get("progress"),
+              "startedAt": _stamp(data.get("startedAt")), "finishedAt": _stamp(data.get("finishedAt")), "outputs": data.get("outputs") or None}  # fmt: skip
+    return {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": meta, "spec": {}, "status": {k: v for k, v in status.items() if v is not None}}
 
 
 async def _workflow_at(store: WorkflowStore, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -326,6 +338,9 @@ async def watch_workflows(request: Request) -> Response:
         async def on_event(item: StreamEvent) -> None:
             data = item.event.data
             uid = str(data.get("uid", ""))
+            if item.event.eventname == DELETED:  # after every other event of the workflow, whatever its phase
+                await line({"result": {"type": "DELETED", "object": _deleted(data)}})
+                return
             order = _order(uid, item.event.id, str(data.get("phase", "")))
             if uid in listed and order <= listed[uid]:
                 return  # the listing already showed this state (or a later one)
@@ -367,9 +382,11 @@ async def stream_workflow_events(request: Request) -> Response:
 
 
 def _sse(item: StreamEvent, clean: Callable[[dict[str, Any]], dict[str, Any]]) -> bytes:
+    # The event name is the phase, or Deleted (whose data.phase is the workflow's last phase).
     phase = item.event.data.get("phase") if isinstance(item.event.data, dict) else None
+    name = item.event.eventname or phase
     body = json.dumps(clean(item.event.model_dump(mode="json", exclude_none=True)), separators=(",", ":"))
-    return f"id: {item.seq}\nevent: {phase or item.event.eventname}\ndata: {body}\n\n".encode()
+    return f"id: {item.seq}\nevent: {name}\ndata: {body}\n\n".encode()
 
 
 async def stream_stats(request: Request) -> JSONResponse:

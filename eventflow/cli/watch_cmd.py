@@ -19,12 +19,12 @@ from typing import Any
 
 import httpx
 
-from eventflow.cli.client import ApiClient, add_client_flags
+from eventflow.cli.client import ApiClient, add_client_flags, error_message
 from eventflow.errors import EventflowError, UsageError
 
 __all__ = ["register"]
 
-PHASES = ("Pending", "Running", "Succeeded", "Failed", "Error")
+PHASES = ("Pending", "Running", "Succeeded", "Failed", "Error", "Deleted")  # Deleted: the workflow was deleted
 _READ_TIMEOUT = 45.0  # the server sends a keepalive every 15 s; three missed means the connection is dead
 
 
@@ -81,7 +81,8 @@ def _line(event: dict[str, Any]) -> str:
     except ValueError:
         stamp = str(event.get("time", ""))
     where = f"{data.get('namespace', '')}/{data.get('name', '')}"
-    parts = [stamp, f"{where:<40}", f"{data.get('phase', ''):<9}", f"{data.get('progress') or '-':>5}"]
+    phase = "Deleted" if data.get("deleted") else data.get("phase", "")
+    parts = [stamp, f"{where:<40}", f"{phase:<9}", f"{data.get('progress') or '-':>5}"]
     if data.get("message"):
         parts.append(str(data["message"]))
     return "  ".join(parts).rstrip()
@@ -93,14 +94,8 @@ def _stream(client: ApiClient, path: str, params: dict[str, str], pos: _Position
     try:
         with client.http.stream("GET", path, params=params, headers=headers, timeout=timeout) as response:
             if response.status_code >= 400:
-                response.read()
-                try:
-                    message = response.json().get("message") or response.text
-                except ValueError:
-                    message = response.text
-                if response.status_code < 500:
-                    raise EventflowError(message.strip() or f"HTTP {response.status_code}")
-                raise _Lost(message.strip() or f"HTTP {response.status_code}")
+                message = error_message(response)
+                raise EventflowError(message) if response.status_code < 500 else _Lost(message)
             pos.connected = True
             for event in _sse(response.iter_lines()):
                 payload = json.loads("\n".join(event.data))

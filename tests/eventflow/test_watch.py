@@ -23,7 +23,7 @@ from eventbus import JetStreamBus
 from eventflow.api import events
 from eventflow.api.events import end_streams, routes
 from tests.support.poll import eventually, eventually_sync
-from tests.support.server_proc import REPO, ServerProcess, eventflow_argv
+from tests.support.server_proc import REPO, ServerProcess, eventflow_argv, start_ready
 
 pytestmark = pytest.mark.nats
 
@@ -32,9 +32,7 @@ STREAM = "EVENTFLOW_WORKFLOWS"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess("--port", "0", "--data-dir", str(tmp_path_factory.mktemp("data"))).start()
-    url = proc.base_url
-    eventually_sync(lambda: httpx.get(f"{url}/readyz").status_code == 200, what="ready")
+    proc = start_ready(tmp_path_factory.mktemp("data"))
     yield proc
     proc.stop()
 
@@ -147,6 +145,31 @@ async def test_watch_reports_running_then_succeeded_once_each(http: httpx.AsyncC
         assert done["metadata"]["labels"] == {"team": "docs", "workflows.argoproj.io/phase": "Succeeded", "workflows.argoproj.io/completed": "true"}
         assert done["status"]["progress"] == "1/1" and done["status"]["finishedAt"].endswith("Z")
         assert await slim.json() == {"result": {"type": "ADDED", "object": {"metadata": {"name": "once"}, "status": {"phase": "Running"}}}}
+
+
+async def test_deleting_a_workflow_is_a_deleted_line_and_a_deleted_event(http: httpx.AsyncClient) -> None:
+    ns = "watch-delete"
+    async with _open(http, f"/api/v1/workflow-events/{ns}") as watch, _open(http, f"/api/v1/stream/workflow-events/{ns}") as sse, _open(
+        http, f"/api/v1/workflow-events/{ns}", {"listOptions.fieldSelector": "status.phase=Succeeded"}
+    ) as succeeded_only:
+        await _submit(http, ns, "doomed", {"team": "gone"})
+        lines = await watch.until(_is("doomed", "Succeeded"))
+        assert (await http.delete(f"/api/v1/workflows/{ns}/doomed")).status_code == 200
+        gone = await watch.json()
+        assert gone["result"]["type"] == "DELETED"
+        obj = gone["result"]["object"]
+        assert obj["metadata"]["name"] == "doomed" and obj["metadata"]["uid"] == lines[0]["result"]["object"]["metadata"]["uid"]
+        assert obj["status"]["phase"] == "Succeeded" and obj["metadata"]["labels"]["team"] == "gone"
+        frames = [await sse.sse() for _ in range(3)]
+        assert [f["event"] for f in frames] == ["Running", "Succeeded", "Deleted"]
+        deleted = json.loads(frames[2]["data"])
+        assert deleted["type"] == "io.eventflow.workflow.deleted" and deleted["data"]["deleted"] is True
+        # A watch of one phase does not take the deletion of a workflow in that phase for that phase again.
+        await _submit(http, ns, "marker")
+        await _done(http, ns, "marker")
+        seen = await succeeded_only.until(_is("marker", "Succeeded"))
+        assert [_summary(line)[:2] for line in seen] == [("MODIFIED", "doomed"), ("MODIFIED", "marker")]
+    assert (await http.delete(f"/api/v1/workflows/{ns}/doomed")).status_code == 404
 
 
 async def test_watch_lists_a_running_workflow_then_reports_its_end_once(http: httpx.AsyncClient) -> None:

@@ -243,6 +243,26 @@ async def test_any_phase_sees_running_and_succeeded_beside_a_succeeded_dependenc
     assert by_trigger["finished"] == [f"{w.uid}.Succeeded"]
 
 
+async def test_deleted_fires_its_own_dependency_and_not_the_any_phase_one(
+    sensors_with_scheduler: SensorHarness,
+) -> None:
+    s = sensors_with_scheduler
+    every = log_trigger("every", template={"conditions": "any"})
+    gone = log_trigger("gone", template={"conditions": "deleted"})
+    await s.apply(sensor_manifest("deletions", [dep("any", "workflows", "*"), dep("deleted", "workflows", "Deleted")], [every, gone]))
+    w = await _run(s, "true")
+    scheduler = _scheduler(s)
+    await scheduler.delete(w.namespace, w.name)
+    await _published(scheduler)
+    await s.wait_firings("deletions", 3)
+    await s.settled("deletions")
+    by_trigger: dict[str, list[str]] = {}
+    for f in await s.history("deletions"):
+        by_trigger.setdefault(f.trigger, []).extend(f.event_ids)
+    assert by_trigger["gone"] == [f"{w.uid}.Deleted"]
+    assert sorted(by_trigger["every"]) == sorted([f"{w.uid}.Running", f"{w.uid}.Succeeded"])  # "*": phases only
+
+
 async def test_sensor_mixing_webhook_and_workflow_dependencies_reads_both_streams(
     sensors_with_scheduler: SensorHarness,
 ) -> None:
@@ -327,7 +347,7 @@ def _compile(dependency: dict[str, Any], parameters: list[dict[str, Any]] | None
 @pytest.mark.parametrize(
     ("dependency", "parameters", "message"),
     [
-        (dep("w", "workflows", "Done"), None, r"^chain\.yaml: spec\.dependencies\[0\]\.eventName: 'Done' is not a workflow phase \(one of: Running, Succeeded, Failed, Error, or '\*' for every phase\)$"),
+        (dep("w", "workflows", "Done"), None, r"^chain\.yaml: spec\.dependencies\[0\]\.eventName: 'Done' is not a workflow phase or Deleted \(one of: Running, Succeeded, Failed, Error, Deleted, or '\*' for every phase\)$"),
         (dep("w", "workflows", "succeeded"), None, r"spec\.dependencies\[0\]\.eventName: 'succeeded' is not a workflow phase .*; did you mean 'Succeeded'\?"),
         (dep("w", "workflows", "Pending"), None, r"spec\.dependencies\[0\]\.eventName: no event is published for 'Pending': a workflow's first event is Running"),
         (dep("w", "workflows", "Failed", filters={"cel": 'body.labels["team"] == "data"'}), None, r"spec\.dependencies\[0\]\.filters\.cel: workflow events have no 'body': their data is the workflow itself; write data\.labels"),

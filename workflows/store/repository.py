@@ -246,10 +246,15 @@ class WorkflowStore:
     async def unfinished_workflows(self) -> list[WorkflowRecord]:
         return await self.list_workflows(phases=[WorkflowPhase.PENDING, WorkflowPhase.RUNNING])
 
-    async def delete_workflow(self, uid: str) -> bool:
+    async def delete_workflow(self, uid: str, events: Sequence[OutboxEvent] = ()) -> bool:
+        """Delete the workflow and its nodes; ``events`` (its deletion event) go out with it or not at all."""
+
         def work(conn: sa.Connection) -> bool:
             conn.execute(nodes.delete().where(nodes.c.workflow_uid == uid))
-            return bool(conn.execute(workflows.delete().where(workflows.c.uid == uid)).rowcount)
+            gone = bool(conn.execute(workflows.delete().where(workflows.c.uid == uid)).rowcount)
+            if gone:
+                _add_events(conn, events)
+            return gone
 
         return await self._db.write(work)
 
