@@ -20,12 +20,16 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 __all__ = [
+    "CEL_MACROS",
+    "CelToken",
+    "cel_tokens",
     "BACKENDS",
     "ENV_VAR",
     "Activation",
@@ -251,3 +255,35 @@ def type_name(value: Any) -> str:
             return "duration"
         case _:
             return type(value).__name__
+
+
+# -- tokens, for the checks and rewrites that look at a source without compiling it ---------------
+
+CEL_MACROS = frozenset(("all", "exists", "exists_one", "existsOne", "map", "filter", "bind", "transformList", "transformMap"))
+
+
+class CelToken(NamedTuple):
+    kind: str  # "ident", "string", "op" or "other"
+    text: str
+    start: int
+    end: int
+
+
+# Comments and white space, strings (raw, bytes, triple-quoted), identifiers, the rest.
+_LEXER = re.compile(
+    r"""(?P<skip>\s+|//[^\n]*)
+    |(?P<string>(?:[rR][bB]?|[bB][rR]?)?(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+    |(?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<other>\d[\w.]*|`[^`]*`)
+    |(?P<op>.)""",
+    re.VERBOSE | re.DOTALL,
+)
+
+
+def cel_tokens(source: str) -> list[CelToken]:
+    """The tokens of ``source``, without white space and comments."""
+    return [
+        CelToken(m.lastgroup or "op", m.group(), m.start(), m.end())
+        for m in _LEXER.finditer(source)
+        if m.lastgroup != "skip"
+    ]

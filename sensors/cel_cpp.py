@@ -20,7 +20,7 @@ import re
 import threading
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from cel_expr_python import cel
 from cel_expr_python.ext.ext_bindings import ExtBindings
@@ -28,7 +28,7 @@ from cel_expr_python.ext.ext_math import ExtMath
 from cel_expr_python.ext.ext_optional import ExtOptional
 from cel_expr_python.ext.ext_strings import ExtStrings
 
-from sensors.cel import CelCompileError, CelEvalError, rfc3339, with_more
+from sensors.cel import CEL_MACROS, CelCompileError, CelEvalError, cel_tokens, rfc3339, with_more
 
 __all__ = ["make_backend", "runtime_source"]
 
@@ -41,42 +41,15 @@ _HEADER = (
     ' : ((type(data) == map && "headers" in data && type(data.headers) == map) ? data.headers : {})'
 )
 DERIVED = frozenset({"event", "body", "header", "headers"})  # the names the rewrite touches
-_MACROS = frozenset("all exists exists_one existsOne map filter bind transformList transformMap".split())  # noqa: SIM905
 
 
 def _extensions() -> list[cel.CelExtensionBase]:
     return [ExtStrings(), ExtOptional(), ExtMath(), ExtBindings()]
 
 
-class _Token(NamedTuple):
-    kind: str  # "ident", "string", "op" or "other"
-    text: str
-    start: int
-    end: int
-
-
-_LEXER = re.compile(
-    r"""(?P<skip>\s+|//[^\n]*)
-    |(?P<string>(?:[rR][bB]?|[bB][rR]?)?(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
-    |(?P<ident>[A-Za-z_][A-Za-z0-9_]*)
-    |(?P<other>\d[\w.]*|`[^`]*`)
-    |(?P<op>.)""",
-    re.VERBOSE | re.DOTALL,
-)
-
-
-def _tokens(source: str) -> list[_Token]:
-    out = []
-    for match in _LEXER.finditer(source):
-        kind = match.lastgroup or "op"
-        if kind != "skip":
-            out.append(_Token(kind, match.group(), match.start(), match.end()))
-    return out
-
-
 def runtime_source(source: str) -> str:
     """``source`` with ``event.time`` read from the hidden timestamp and ``body``/``header(s)`` bound to ``data``."""
-    toks = _tokens(source)
+    toks = cel_tokens(source)
 
     def text(i: int) -> str:
         return toks[i].text if 0 <= i < len(toks) else ""
@@ -88,7 +61,7 @@ def runtime_source(source: str) -> str:
     free = {t.text for i, t in enumerate(toks) if t.kind == "ident" and not selected(i)}
     # ``event`` as a macro's variable shadows the declared one: leave such an expression alone.
     rebinds_event = any(
-        t.text == "event" and text(i - 1) == "(" and text(i - 2) in _MACROS and text(i - 3) == "."
+        t.text == "event" and text(i - 1) == "(" and text(i - 2) in CEL_MACROS and text(i - 3) == "."
         for i, t in enumerate(toks)
     )
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement), in source order

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from eventflow.cli.client import ApiClient, add_client_flags
+from eventflow.cli.client import ApiClient, add_client_flags, error_message
 from eventflow.cli.render import table
 from eventflow.errors import EventflowError
 
@@ -50,12 +50,7 @@ def cmd_get(args: argparse.Namespace) -> int:
     try:
         with client.http.stream("GET", path) as response:
             if response.status_code >= 400:
-                response.read()
-                try:
-                    message = response.json().get("message") or response.text
-                except ValueError:
-                    message = response.text
-                raise EventflowError(message.strip() or f"HTTP {response.status_code}")
+                raise EventflowError(error_message(response))
             if args.output in (None, "-"):
                 for chunk in response.iter_bytes():
                     sys.stdout.buffer.write(chunk)

@@ -16,7 +16,7 @@ import httpx
 
 from eventflow.errors import EventflowError
 
-__all__ = ["ApiClient", "add_client_flags", "add_get_command"]
+__all__ = ["ApiClient", "add_client_flags", "add_get_command", "error_message"]
 
 DEFAULT_SERVER = "http://127.0.0.1:2746"
 
@@ -51,6 +51,16 @@ def user_config() -> dict[str, str]:
     return {k: str(v) for k, v in data.items() if v is not None}
 
 
+def error_message(response: httpx.Response) -> str:
+    """The server's message from an Argo-style error body (read first if it was streamed)."""
+    response.read()
+    try:
+        message = response.json().get("message") or response.text
+    except (ValueError, AttributeError):
+        message = response.text
+    return str(message).strip() or f"HTTP {response.status_code}"
+
+
 class ApiClient:
     """Thin wrapper over httpx that turns Argo-style error bodies into :class:`EventflowError`."""
 
@@ -72,11 +82,7 @@ class ApiClient:
         except httpx.TransportError as exc:
             raise EventflowError(f"cannot reach the server at {self.base}: {exc}") from None
         if response.status_code >= 400:
-            try:
-                message = response.json().get("message") or response.text
-            except ValueError:
-                message = response.text
-            raise EventflowError(message.strip() or f"HTTP {response.status_code}")
+            raise EventflowError(error_message(response))
         if not response.content:
             return None
         try:
@@ -90,7 +96,7 @@ class ApiClient:
         except httpx.TransportError as exc:
             raise EventflowError(f"cannot reach the server at {self.base}: {exc}") from None
         if response.status_code >= 400:
-            raise EventflowError(response.json().get("message", response.text))
+            raise EventflowError(error_message(response))
         return response.text
 
 

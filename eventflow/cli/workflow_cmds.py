@@ -238,7 +238,7 @@ def cmd_action(args: argparse.Namespace) -> int:
             if getattr(args, "output_parameter", None):
                 body["outputParameters"] = json.dumps(_kv(args.output_parameter, "-p"))
             result = client.request("PUT", f"/api/v1/workflows/{client.namespace}/{name}/{args.action}", json=body)
-            past = {"stop": "stopped", "resubmit": "resubmitted as " + result["metadata"]["name"], "retry": "retried"}
+            past = {"stop": "stopped", "resubmit": "resubmitted as " + result["metadata"]["name"], "retry": "retried", "set": "updated"}
             print(f"workflow {name} {past.get(args.action, args.action + 'd')}")
     return 0
 
@@ -392,6 +392,7 @@ def register(commands: Any) -> None:
         ("resume", "resume workflows and their suspend steps"),
         ("retry", "re-run the failed steps of finished workflows"),
         ("resubmit", "submit new copies of workflows"),
+        ("set", "set output parameters of suspend nodes without resuming them (Argo's 'node set')"),
     ):
         p = commands.add_parser(action, help=text)
         p.add_argument("names", nargs="*", metavar="NAME")
@@ -399,11 +400,14 @@ def register(commands: Any) -> None:
             p.add_argument("-f", "--filename", action="append", help="delete the resources in FILE|DIR instead")
         if action == "resubmit":
             p.add_argument("--memoized", action="store_true", help="do not run again the steps that succeeded")
-        if action == "resume":
-            p.add_argument("--node-field-selector", help="only resume matching suspend nodes, e.g. displayName=approve")
+        if action in ("resume", "set"):
+            p.add_argument(
+                "--node-field-selector", required=action == "set",
+                help="only matching suspend nodes, e.g. displayName=approve",
+            )  # fmt: skip
             p.add_argument(
                 "-p", "--output-parameter", action="append", metavar="NAME=VALUE",
-                help="supply an output parameter (valueFrom.supplied) of the resumed suspend nodes",
+                help="supply an output parameter (valueFrom.supplied) of the selected suspend nodes",
             )  # fmt: skip
         add_client_flags(p)
         p.set_defaults(run=_delete_dispatch if action == "delete" else cmd_action, action=action)

@@ -411,7 +411,13 @@ def test_resume_with_a_value_outside_the_enum_is_400_and_stays_suspended(server:
     assert bad.status_code == 400
     assert "'MAYBE' is not one of [YES, NO]" in bad.json()["message"]
     assert suspended()
-    resumed = cli(server, "resume", name, "-p", "approve=YES")
+    assert cli(server, "set", name, "-p", "approve=YES").returncode == 2  # which nodes: --node-field-selector
+    updated = cli(server, "set", name, "--node-field-selector", "displayName=approval", "-p", "approve=YES")
+    assert updated.returncode == 0, updated.stderr
+    assert suspended()  # set does not resume
+    approval = next(n for n in httpx.get(url).json()["status"]["nodes"].values() if n["displayName"] == "approval")
+    assert {"name": "approve", "value": "YES"}.items() <= approval["outputs"]["parameters"][0].items()
+    resumed = cli(server, "resume", name)
     assert resumed.returncode == 0, resumed.stderr
     eventually_sync(lambda: _phase(server, name) == "Succeeded", timeout=20, what="the approved run")
     nodes = httpx.get(url).json()["status"]["nodes"].values()

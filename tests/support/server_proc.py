@@ -115,5 +115,9 @@ def start_ready(data: Path, *args: str, env: dict[str, str] | None = None) -> Se
     from tests.support.poll import eventually_sync
 
     server = ServerProcess("--port", "0", "--data-dir", str(data), *args, env=env).start()
-    eventually_sync(lambda: _ready(server.base_url), timeout=20, what="server ready")
+    try:
+        eventually_sync(lambda: _ready(server.base_url), timeout=30, what="server ready")
+    except BaseException:
+        server.stop()  # never leave a half-started server behind a failed test
+        raise
     return server
