@@ -14,6 +14,7 @@ from eventbus import BusConfig, StreamLimits
 from eventflow.database import normalize_url
 from eventflow.errors import UsageError
 from workflows.artifacts.repositories import RepositoryConfig, RepositoryRefError, parse_repository_config
+from workflows.models import TTLStrategy
 from workflows.quantities import parse_memory
 
 __all__ = ["ALL_ROLES", "SchedulerSettings", "ServerConfig", "load_server_config"]
@@ -89,6 +90,10 @@ class SchedulerSettings(BaseModel):
     namespace_limits: dict[str, int] = Field(
         default_factory=dict, alias="namespaceLimits", description="per-namespace overrides of namespaceParallelism"
     )
+    ttl_strategy: TTLStrategy | None = Field(
+        default=None, alias="ttlStrategy",
+        description="default ttlStrategy of workflows without their own (Argo's workflowDefaults.spec.ttlStrategy)",
+    )  # fmt: skip
 
     @field_validator("namespace_limits")
     @classmethod

@@ -157,7 +157,7 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
         )
         caps = config.scheduler
         throttle = Throttler(caps.parallelism, caps.namespace_parallelism, caps.namespace_limits)
-        scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, throttle=throttle)
+        scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, throttle=throttle, default_ttl=caps.ttl_strategy)
         if reload is not None:
             loop.add_signal_handler(signal.SIGHUP, _reload_caps, scheduler, reload)
         cron = CronRunner(scheduler)

@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import re
 import shutil
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -29,15 +29,22 @@ from typing import Any, Protocol
 from eventbus import JetStreamBus, Subjects
 from workflows.artifacts.repositories import Repositories, RepositoryConfig
 from workflows.artifacts.repository import RepositoryError
-from workflows.artifacts.transfer import ArtifactFailure, delete_artifacts, gc_keys, save_outputs, stage_inputs
-from workflows.expressions import substitute
+from workflows.artifacts.transfer import (
+    ArtifactFailure,
+    delete_artifacts,
+    gc_keys,
+    save_outputs,
+    stage_inputs,
+)
 from workflows.executor import ProcessResult, ProcessSpec, VolumeMountFailed
+from workflows.expressions import substitute
 from workflows.lifecycle import OutboxPublisher, deleted_event, lifecycle_event, progress
-from workflows.models import Template, Workflow
+from workflows.models import Template, TTLStrategy, Workflow
 from workflows.operator.state import WorkflowRun
 from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
 from workflows.operator.walker import Launch, Operator, leaf_outputs, workflow_outcome
 from workflows.quantities import parse_cpu, parse_memory
+from workflows.retention import RetentionSweeper
 from workflows.status import NodePhase, NodeStatus, NodeType, WorkflowPhase, now
 from workflows.status import node_id as make_node_id
 from workflows.store import ResourceRecord, WorkflowRecord, WorkflowStore
@@ -134,6 +141,7 @@ class Scheduler:
         clock: Callable[[], datetime] = now,
         repositories: Repositories | None = None,
         throttle: Throttler | None = None,
+        default_ttl: TTLStrategy | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -162,6 +170,8 @@ class Scheduler:
         # per workflow: leaves whose results its next commit makes durable
         self._settled: dict[str, list[str]] = {}
         self._gc_tasks: set[asyncio.Task[None]] = set()
+        # Finished workflows deleted when their ttlStrategy (or the server's default) runs out.
+        self.retention = RetentionSweeper(self, default_ttl)
 
     def __repr__(self) -> str:
         return f"<Scheduler runs={len(self.runs)} leaves={len(self._leaf_tasks)} walks={self.walks}>"
@@ -175,8 +185,10 @@ class Scheduler:
         self._publish_task = asyncio.create_task(self._publish_loop(), name="lifecycle-publisher")
         self._limits_task = asyncio.create_task(self._limits_loop(), name="semaphore-limits")
         self._publish_wake.set()
+        await self.retention.start()
 
     async def stop(self) -> None:
+        await self.retention.stop()
         for task in (self._loop_task, self._publish_task, self._limits_task):
             if task is not None:
                 task.cancel()
@@ -749,6 +761,7 @@ class Scheduler:
             self._publish_wake.set()
         if record.phase.done:
             self._forget(record.uid)
+            self.retention.finished(record)
             log.info("workflow %s/%s %s", record.namespace, record.name, record.phase.value)
             volumes = self._volumes_dir(record.uid)
             gc = run.workflow.spec.volume_claim_gc.strategy if run.workflow.spec.volume_claim_gc else None
@@ -1106,6 +1119,7 @@ class Scheduler:
         )
         self._publish_wake.set()
         self._forget(record.uid)
+        self.retention.finished(record)
 
 
 SYNC_LIMIT_KIND = "SyncLimit"  # a database semaphore's limit, kept as a resource: {"sizeLimit": N}

@@ -10,19 +10,25 @@ from eventbus import JetStreamBus
 from eventflow.database import open_engine
 from workflows.artifacts.repositories import Repositories
 from workflows.executor import LocalExecutor
+from workflows.models import TTLStrategy
 from workflows.scheduler import Scheduler
 from workflows.store import WorkflowStore
 
 
 @contextlib.asynccontextmanager
 async def running_scheduler(
-    tmp_path: Path, *, bus: JetStreamBus | None = None, repositories: Repositories | None = None, **executor_options: object
+    tmp_path: Path,
+    *,
+    bus: JetStreamBus | None = None,
+    repositories: Repositories | None = None,
+    default_ttl: TTLStrategy | None = None,
+    **executor_options: object,
 ) -> AsyncIterator[Scheduler]:
     engine = open_engine(f"sqlite:///{tmp_path / 'store.db'}")
     store = WorkflowStore(engine)
     await store.migrate()
     executor = LocalExecutor(tmp_path / "nodes", **executor_options)  # type: ignore[arg-type]
-    scheduler = Scheduler(store, executor, bus=bus, repositories=repositories)
+    scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, default_ttl=default_ttl)
     await scheduler.start()
     try:
         yield scheduler

@@ -31,11 +31,8 @@ NOT_YET: dict[str, str] = {
     "resource": "resource templates (issue 12)",
     "data": "data templates",
     "plugin": "executor plugins (issue 12)",
-    "ttlStrategy": "retention (issue 11)",
 }
-NEEDS_NOT_YET = {
-    "ttl": "retention (issue 11)",
-}
+NEEDS_NOT_YET: dict[str, str] = {}
 # Tier-C blockers eventflow provides: such an entry runs when these are all it is blocked by, and
 # must reach the outcome Argo reports (``argo_outcome``).
 PROVIDED_BLOCKERS = {"artifact-repo"}

@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ from tests.workflows.suite.harness import (
     workflow_of,
 )
 from workflows.scheduler import Scheduler
-from workflows.submit import SubmitOptions
 from workflows.status import NodePhase, NodeStatus
+from workflows.store import WorkflowRecord
+from workflows.submit import SubmitOptions
 
 ENTRIES = load_suite()
 RUNNABLE_TIERS = ("A", "B")
@@ -101,6 +103,9 @@ class SuiteRun:
                     return [f"still {final.phase.value} after {timeout:.0f}s"]
                 _, nodes = await scheduler.get(record.namespace, record.name)
                 problems += check(entry, final, nodes, seen)
+                if not problems and "deleted_after_seconds" in entry.expect:
+                    problems += await deleted_after(scheduler, final, float(entry.expect["deleted_after_seconds"]))
+                    break
                 if not problems:
                     break
                 await scheduler.delete(record.namespace, record.name)
@@ -140,6 +145,21 @@ def suite_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 def test_suite_example_reaches_expected_outcome(entry: Entry, suite_run: SuiteRun) -> None:
     problems = suite_run.results[entry.id].result(timeout=850)
     assert not problems, f"{entry.id}:\n  " + "\n  ".join(problems)
+
+
+async def deleted_after(scheduler: Scheduler, final: WorkflowRecord, seconds: float) -> list[str]:
+    """ttlStrategy: the workflow is gone ``seconds`` after it finished, not (much) before."""
+    assert final.finished_at is not None
+    due = final.finished_at.timestamp() + seconds
+    while True:
+        record = await scheduler.store.get_workflow(final.namespace, final.name)
+        now = time.time()
+        if record is None:
+            # finishedAt is stored in whole seconds: allow that much early
+            return [] if now >= due - 1 else [f"deleted {due - now:.1f}s before its ttlStrategy said"]
+        if now > due + 10:
+            return [f"still there {now - due:.1f}s after its ttlStrategy ran out"]
+        await asyncio.sleep(0.05)
 
 
 async def watch_messages(scheduler: Scheduler, namespace: str, name: str, seen: set[str]) -> None:
