@@ -266,6 +266,8 @@ def required_access(method: str, path: str) -> tuple[str, Role] | None:
         return "", "view"
     if collection == "cluster-workflow-templates":
         return ("", "view") if reading else (CLUSTER, "admin")
+    if collection.startswith("archived-workflows"):  # namespaced by a query parameter, and empty here
+        return ("", "view") if reading else (CLUSTER, "edit")
     namespace = rest[1] if collection in _NAMESPACED and len(rest) > 1 and rest[1] else CLUSTER
     if reading:
         return namespace, "view"

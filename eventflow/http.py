@@ -17,6 +17,7 @@ from eventbus import BusError, JetStreamBus
 from eventflow.auth import AuthMiddleware, TokenStore
 from eventflow.auth import routes as auth_routes
 from eventflow.api.errors import ApiError, error_response
+from eventflow.api.archived import routes as archived_routes
 from eventflow.api.artifacts import routes as artifact_routes
 from eventflow.api.event_sources import routes as event_source_routes
 from eventflow.api.events import routes as event_stream_routes
@@ -122,7 +123,7 @@ def build_app(state: AppState) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
     if "scheduler" in state.extra:
         routes += workflow_routes() + artifact_routes() + sync_routes() + event_source_routes() + sensor_routes()
-        routes += event_stream_routes()
+        routes += event_stream_routes() + archived_routes()
     routes += auth_routes() + info_routes()
     routes.append(openapi_route(routes))  # lists the routes above, not the webhooks' catch-all below
     sources = state.extra.get("sources")

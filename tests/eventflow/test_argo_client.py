@@ -295,3 +295,15 @@ def test_argo_client_info_and_version(client: argo_workflows.ApiClient) -> None:
     assert info.links == [] and "managed_namespace" not in info
     version = info_api.get_version()  # every field of Argo's Version is required by the client
     assert version.version.startswith("v") and version.build_date == "1970-01-01T00:00:00Z"
+
+
+def test_archived_workflows_answer_as_argo_does_without_an_archive(client: argo_workflows.ApiClient) -> None:
+    from argo_workflows.api.archived_workflow_service_api import ArchivedWorkflowServiceApi
+
+    archive = ArchivedWorkflowServiceApi(client)
+    listed = archive.list_archived_workflows(namespace="default")
+    assert list(listed.get("items") or []) == []
+    assert list(archive.list_archived_workflow_label_keys().get("items") or []) == []
+    with pytest.raises(NotFoundException) as missing:
+        archive.get_archived_workflow(uid="00000000-0000-0000-0000-000000000000")
+    assert json.loads(missing.value.body)["code"] == 5

@@ -272,6 +272,8 @@ def test_bad_auth_file_is_named_with_its_yaml_path(tmp_path: Path) -> None:
         ("GET", "/api/v1/workflows/", ("*", "view")),
         ("DELETE", "/api/v1/cluster-workflow-templates/x", ("*", "admin")),
         ("GET", "/artifact-files/ns1/workflows/wf/node/outputs/a", ("ns1", "view")),
+        ("GET", "/api/v1/archived-workflows", ("", "view")),
+        ("DELETE", "/api/v1/archived-workflows/some-uid", ("*", "edit")),
     ],
 )
 def test_required_access(method: str, path: str, expected: tuple[str, str] | None) -> None:
