@@ -8,8 +8,10 @@ server replays what was missed, so nothing is printed twice and nothing is skipp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -107,6 +109,12 @@ def _stream(client: ApiClient, path: str, params: dict[str, str], pos: _Position
     raise _Lost("the server ended the stream")
 
 
+def _exit_now(signum: int, frame: Any) -> None:
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    os._exit(130)
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     client = ApiClient(args)
     namespace = "" if args.all_namespaces else client.namespace
@@ -118,6 +126,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     path = f"/api/v1/stream/workflow-events/{namespace}"
     pos = _Position()
     delay = 0.5
+    # Ctrl-C ends the watch at once, wherever the main thread is (a KeyboardInterrupt raised inside the
+    # HTTP client's connection handling can wait on its own cleanup); every printed line is flushed.
+    signal.signal(signal.SIGINT, _exit_now)
     try:
         while True:
             try:
