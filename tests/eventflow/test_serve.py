@@ -45,6 +45,7 @@ def _run(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.timing
 def test_serve_embedded_ready_within_5s_and_ctrl_c_exits_clean(tmp_path: Path, servers: list[ServerProcess]) -> None:
     began = time.monotonic()
     server = _serve(servers, "--data-dir", str(tmp_path / "data"))

@@ -272,6 +272,7 @@ async def test_amqp_source_reconnects_after_the_connection_is_dropped(sources: S
         await proxy.close()
 
 
+@pytest.mark.timing
 async def test_amqp_stop_is_prompt_when_connected_and_when_the_broker_is_gone(sources: Sources, broker: Broker) -> None:
     await sources.apply("rabbit", {"orders": event_spec(broker)}, kind="amqp")
     started = time.monotonic()
@@ -285,6 +286,7 @@ async def test_amqp_stop_is_prompt_when_connected_and_when_the_broker_is_gone(so
     assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.timing
 async def test_amqp_stop_is_prompt_while_the_bus_is_down(sources: Sources, broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
     await sources.apply("rabbit", {"orders": event_spec(broker)}, kind="amqp")
 

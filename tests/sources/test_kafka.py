@@ -92,6 +92,7 @@ def test_kafka_record_becomes_argos_event_data() -> None:
     assert (data["key"], data["timestamp"], data["headers"], data["bodyEncoding"]) == ("", "", {}, "base64")
 
 
+@pytest.mark.timing
 async def test_kafka_unreachable_broker_keeps_retrying_and_stops_promptly(sources: Sources) -> None:
     pytest.importorskip("aiokafka", reason="aiokafka not installed (pip install 'eventflow[kafka]')")
     entry = {"url": f"127.0.0.1:{free_port()}", "topic": "t", "consumerGroup": {"groupName": "g"}}
@@ -204,6 +205,7 @@ async def test_kafka_record_the_bus_could_not_store_is_read_again_and_committed_
     assert sources.runtime.stats("default", "stream")["orders"]["received"] == 1  # nothing committed was read again
 
 
+@pytest.mark.timing
 async def test_kafka_partition_without_group_reads_new_records(sources: Sources, kafka: Kafka) -> None:
     await kafka.produce(b"old")  # before the source: not read (Argo's newest offset)
     await sources.apply("stream", {"orders": {"url": kafka.bootstrap, "topic": kafka.topic, "partition": "0"}}, kind="kafka")

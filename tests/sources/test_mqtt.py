@@ -182,6 +182,7 @@ async def test_mqtt_source_reconnects_after_the_connection_is_dropped(sources: S
         await proxy.close()
 
 
+@pytest.mark.timing
 async def test_mqtt_stop_is_prompt(sources: Sources, mqtt: Mqtt, monkeypatch: pytest.MonkeyPatch) -> None:
     await sources.apply("things", {"temps": mqtt.spec()}, kind="mqtt")
     started = time.monotonic()

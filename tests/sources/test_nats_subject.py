@@ -360,6 +360,7 @@ async def test_nats_auth_comes_from_secrets(
             await sources.runtime.remove("default", name)
 
 
+@pytest.mark.timing
 async def test_nats_stop_is_prompt_when_idle_and_when_the_server_is_down(
     sources: Sources, upstream: NatsClient, name: str, stream: str, caplog: pytest.LogCaptureFixture
 ) -> None:

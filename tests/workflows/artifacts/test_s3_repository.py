@@ -128,6 +128,7 @@ class TestS3Repository(RepositoryContract):
         assert await repo.list_keys("a") == ["a", "a/x"]
 
 
+@pytest.mark.timing
 async def test_unreachable_endpoint_fails_fast_naming_it(tmp_path: Path) -> None:
     bucket = f"ef-{uuid.uuid4().hex[:16]}"
     endpoint = f"http://127.0.0.1:{_free_port()}"

@@ -40,6 +40,7 @@ async def _start(
     return task, started[0], [int(word) for word in log.read_text().split()]
 
 
+@pytest.mark.timing
 async def test_cancel_kills_group_including_sigterm_ignoring_child(executor: LocalExecutor) -> None:
     # Both the shell and its child ignore SIGTERM (an ignored signal stays ignored across exec).
     node = sh("stubborn", "trap '' TERM; sleep 300 & echo $!; wait; wait")
@@ -54,6 +55,7 @@ async def test_cancel_kills_group_including_sigterm_ignoring_child(executor: Loc
     assert group_members(main) == []
 
 
+@pytest.mark.timing
 async def test_cancel_of_a_sigterm_honouring_process_is_quick(executor: LocalExecutor) -> None:
     task, main, _ = await _start(executor, sh("polite", "echo $$; exec sleep 300"), 1)
     clock = time.monotonic()

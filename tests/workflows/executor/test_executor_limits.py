@@ -49,6 +49,7 @@ async def test_memory_limit_leaves_small_programs_alone(executor: LocalExecutor)
 
 
 @needs_cgroup("pids")
+@pytest.mark.timing
 async def test_fork_bomb_is_stopped_by_the_process_cap(executor: LocalExecutor) -> None:
     # 2000 sleeping children against a cap of 100: the shell's fork fails and it gives up.
     script = "i=0; while [ $i -lt 2000 ]; do sleep 5 & i=$((i+1)); done; echo spawned $i"

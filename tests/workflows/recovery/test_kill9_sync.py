@@ -58,6 +58,7 @@ def _lock(server: ServerProcess) -> dict[str, object]:
     return next((lk for lk in locks if lk["name"] == "default/ConfigMap/limits/work"), {"holders": [], "waiting": []})
 
 
+@pytest.mark.timing
 def test_semaphore_holders_survive_kill9_and_nothing_is_lost(tmp_path: Path, marks: Path) -> None:
     data = tmp_path / "data"
     server = start_ready(data)
