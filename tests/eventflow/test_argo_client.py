@@ -52,19 +52,12 @@ from argo_workflows.model.io_argoproj_workflow_v1alpha1_workflow_template_create
 from argo_workflows.model.object_meta import ObjectMeta
 
 from tests.support.poll import eventually_sync
-from tests.support.server_proc import ServerProcess, start_ready
+from tests.support.server_proc import ServerProcess
 
 pytestmark = pytest.mark.nats
 
 NAMESPACE = "default"
 DONE = ("Succeeded", "Failed", "Error")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_ready(tmp_path_factory.mktemp("data"))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="module")

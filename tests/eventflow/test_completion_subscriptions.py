@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,16 +17,9 @@ import nats
 import pytest
 
 from tests.support.poll import eventually
-from tests.support.server_proc import ServerProcess, start_ready
+from tests.support.server_proc import ServerProcess
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_ready(tmp_path_factory.mktemp("data"))
-    yield proc
-    proc.stop()
 
 
 def workflow(run: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from hera.exceptions import NotFound
 from hera.workflows import DAG, Parameter, Steps, Workflow, WorkflowsService, WorkflowTemplate, script
 from hera.workflows import models as m
 
-from tests.support.server_proc import ServerProcess, start_ready
+from tests.support.server_proc import ServerProcess
 
 pytestmark = [
     pytest.mark.nats,
@@ -21,13 +21,6 @@ pytestmark = [
 
 NAMESPACE = "default"
 POLL = 0.05  # Hera's wait() polls get_workflow this often; the test's timeout is the deadline
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_ready(tmp_path_factory.mktemp("data"))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture

@@ -5,26 +5,18 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.server_proc import ServerProcess, start_ready
+from tests.support.server_proc import ServerProcess
 
 pytestmark = pytest.mark.nats
 
 # Streams and downloads answer with bodies that never end or are files: not fuzzed here (test_watch.py
 # and the artifact tests cover them).
 NOT_FUZZED = r"log$|workflow-events|artifact-files|^/artifacts/|stream"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_ready(tmp_path_factory.mktemp("data"))
-    yield proc
-    proc.stop()
 
 
 def test_openapi_lists_every_api_route_with_the_error_shape(server: ServerProcess) -> None:

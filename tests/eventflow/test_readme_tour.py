@@ -11,7 +11,6 @@ import json
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import yaml
 
 from eventbus import decode
 from tests.support.poll import eventually_sync
-from tests.support.server_proc import REPO, ServerProcess, eventflow_argv, start_ready
+from tests.support.server_proc import REPO, ServerProcess, eventflow_argv
 
 pytestmark = pytest.mark.nats
 
@@ -33,13 +32,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_ready(tmp_path_factory.mktemp("data"))
-    yield proc
-    proc.stop()
 
 
 def _apply(server: ServerProcess, path: Path) -> None:

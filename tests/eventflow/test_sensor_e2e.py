@@ -11,7 +11,7 @@ import os
 import socket
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import yaml
 from eventbus.subjects import encode_token
 from tests.conftest import SHARED
 from tests.support.poll import eventually, eventually_sync
-from tests.support.server_proc import REPO, ServerProcess, eventflow_argv, start_ready
+from tests.support.server_proc import REPO, ServerProcess, eventflow_argv
 
 pytestmark = pytest.mark.nats
 
@@ -93,13 +93,6 @@ spec:
 """
 
 OPENED_FILTER = "'body.action == \"opened\"'"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_ready(tmp_path_factory.mktemp("data"))
-    yield proc
-    proc.stop()
 
 
 def cli(server: ServerProcess | None, *args: str) -> subprocess.CompletedProcess[str]:

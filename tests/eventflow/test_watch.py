@@ -10,7 +10,7 @@ import queue
 import signal
 import subprocess
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,18 +23,11 @@ from eventbus import JetStreamBus
 from eventflow.api import events
 from eventflow.api.events import end_streams, routes
 from tests.support.poll import eventually, eventually_sync
-from tests.support.server_proc import REPO, ServerProcess, eventflow_argv, start_ready
+from tests.support.server_proc import REPO, ServerProcess, eventflow_argv
 
 pytestmark = pytest.mark.nats
 
 STREAM = "EVENTFLOW_WORKFLOWS"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = start_ready(tmp_path_factory.mktemp("data"))
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture
