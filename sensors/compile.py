@@ -221,6 +221,12 @@ def _dependency(dep: Dependency, where: str, env: CelEnvironment, problems: list
         transform = _cel(dep.transform.cel, f"{where}.transform.cel", env, problems)
     if is_workflows(dep):
         problems += check_dependency(dep, where)
+    elif dep.eventName == ANY_PHASE:
+        # Event names are matched exactly; a '*' here would wait for an event literally named '*'.
+        problems.append(
+            f"{where}.eventName: '*' (every event) is only for eventSourceName: workflows; "
+            f"name the event of EventSource {dep.eventSourceName!r} this dependency waits for"
+        )
     cel = exprs = None
     data: list[CompiledDataFilter] = []
     if filters is not None:

@@ -354,6 +354,7 @@ def _compile(dependency: dict[str, Any], parameters: list[dict[str, Any]] | None
         (dep("w", "workflows", "*", filters={"data": [{"path": "header.x", "type": "string", "value": ["y"]}]}), None, r"spec\.dependencies\[0\]\.filters\.data\[0\]\.path: workflow events have no 'header'"),
         (dep("w", "workflows", "*", transform={"cel": "body"}), None, r"spec\.dependencies\[0\]\.transform\.cel: workflow events have no 'body'"),
         (dep("w", "workflows", "Succeeded"), [{"src": {"dependencyName": "w", "dataKey": "body.name"}, "dest": "log.x"}], r"spec\.triggers\[0\]\.parameters\[0\]\.src\.dataKey: workflow events have no 'body'.* paths start at its fields"),
+        (dep("w", "hooks", "*"), None, r"spec\.dependencies\[0\]\.eventName: '\*' \(every event\) is only for eventSourceName: workflows; name the event of EventSource 'hooks'"),
     ],
 )  # fmt: skip
 def test_workflows_dependency_with_a_mistake_is_refused_with_its_path(
