@@ -14,8 +14,10 @@ from eventbus import BusConfig, StreamLimits
 from eventflow.database import normalize_url
 from eventflow.errors import UsageError
 from workflows.artifacts.repositories import RepositoryConfig, RepositoryRefError, parse_repository_config
+from workflows.durations import parse_duration
 from workflows.models import TTLStrategy
 from workflows.quantities import parse_memory
+from workflows.retention import ArchivePolicy
 
 __all__ = ["ALL_ROLES", "SchedulerSettings", "ServerConfig", "load_server_config"]
 
@@ -104,6 +106,36 @@ class SchedulerSettings(BaseModel):
         return value
 
 
+class ArchiveSettings(BaseModel):
+    """The ``archive:`` section: Argo's workflow archive (its ``persistence`` settings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool = Field(default=False, description="archive every finished workflow the selector matches (Argo's persistence.archive)")
+    archive_ttl: str | int = Field(default="0", alias="archiveTTL", description='drop archived workflows older than this, e.g. "7d"; 0 = keep forever')
+    archive_label_selector: dict[str, dict[str, str]] = Field(default_factory=dict, alias="archiveLabelSelector")
+
+    @field_validator("archive_ttl")
+    @classmethod
+    def _ttl(cls, value: str | int) -> str | int:
+        parse_duration(str(value))
+        return value
+
+    @field_validator("archive_label_selector")
+    @classmethod
+    def _selector(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        unknown = sorted(set(value) - {"matchLabels"})
+        if unknown:
+            raise ValueError(f"only matchLabels is supported, not {', '.join(unknown)}")
+        return value
+
+    def policy(self) -> ArchivePolicy:
+        return ArchivePolicy(
+            enabled=self.enabled, ttl_seconds=parse_duration(str(self.archive_ttl)),
+            match_labels=dict(self.archive_label_selector.get("matchLabels") or {}),
+        )  # fmt: skip
+
+
 class ServerConfig(BaseModel):
     """Everything ``eventflow serve`` needs."""
 
@@ -130,6 +162,7 @@ class ServerConfig(BaseModel):
     bus: BusSettings = BusSettings()
     artifacts: ArtifactSettings = ArtifactSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
+    archive: ArchiveSettings = ArchiveSettings()
 
     @field_validator("nats_url")
     @classmethod

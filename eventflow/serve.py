@@ -16,19 +16,19 @@ import os
 import signal
 import socket
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 from eventbus import BusError, EmbeddedNats, EmbeddedServerError, JetStreamBus
+from eventflow.auth import resolve_auth
 from eventflow.config import ServerConfig
 from eventflow.database import open_engine, ping
 from eventflow.errors import EventflowError, StartupError
-from eventflow.auth import resolve_auth
 from eventflow.http import AppState, build_app
 from eventflow.roles import HttpRole, Role, SchedulerRole, SensorsRole, SourcesRole
-from sources.http import WebhookServer
 from sensors.runtime import SensorRuntime
+from sources.http import WebhookServer
 from sources.runtime import SourceRuntime
 from sources.secrets import Secrets
 from workflows.artifacts.repositories import Repositories
@@ -157,7 +157,7 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
         )
         caps = config.scheduler
         throttle = Throttler(caps.parallelism, caps.namespace_parallelism, caps.namespace_limits)
-        scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, throttle=throttle, default_ttl=caps.ttl_strategy)
+        scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, throttle=throttle, default_ttl=caps.ttl_strategy, archive=config.archive.policy())
         if reload is not None:
             loop.add_signal_handler(signal.SIGHUP, _reload_caps, scheduler, reload)
         cron = CronRunner(scheduler)

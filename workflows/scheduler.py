@@ -44,7 +44,7 @@ from workflows.operator.state import WorkflowRun
 from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
 from workflows.operator.walker import Launch, Operator, leaf_outputs, workflow_outcome
 from workflows.quantities import parse_cpu, parse_memory
-from workflows.retention import RetentionSweeper
+from workflows.retention import ArchivePolicy, RetentionSweeper
 from workflows.status import NodePhase, NodeStatus, NodeType, WorkflowPhase, now
 from workflows.status import node_id as make_node_id
 from workflows.store import ResourceRecord, WorkflowRecord, WorkflowStore
@@ -142,6 +142,7 @@ class Scheduler:
         repositories: Repositories | None = None,
         throttle: Throttler | None = None,
         default_ttl: TTLStrategy | None = None,
+        archive: ArchivePolicy | None = None,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -171,7 +172,8 @@ class Scheduler:
         self._settled: dict[str, list[str]] = {}
         self._gc_tasks: set[asyncio.Task[None]] = set()
         # Finished workflows deleted when their ttlStrategy (or the server's default) runs out.
-        self.retention = RetentionSweeper(self, default_ttl)
+        # and copied into the archive when they end, if the archive policy says so.
+        self.retention = RetentionSweeper(self, default_ttl, archive=archive)
 
     def __repr__(self) -> str:
         return f"<Scheduler runs={len(self.runs)} leaves={len(self._leaf_tasks)} walks={self.walks}>"

@@ -30,6 +30,9 @@ _LIST_QUERY = ("listOptions.labelSelector", "listOptions.fieldSelector", "listOp
 _QUERY: dict[str, tuple[str, ...]] = {
     "log": ("podName", "logOptions.container", "logOptions.follow", "logOptions.sinceSeconds", "grep", "selector"),
     "history": ("limit", "trigger", "eventId"),
+    "archived-workflows": ("namespace", "namePrefix", "createdAfter", "createdBefore", *_LIST_QUERY[:4]),
+    "archived-workflows-label-keys": ("namespace",),
+    "archived-workflows-label-values": ("namespace", "listOptions.labelSelector"),
 }
 # Request bodies by (method, last literal segment); the key names the resource's field.
 _BODIES: dict[tuple[str, str], dict[str, Any]] = {

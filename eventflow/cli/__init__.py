@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from eventflow.cli import artifact_cmds, completion_cmd, cron_cmds, event_source_cmds, resource_cmds, sensor_cmds, serve_cmd, sync_cmds, token_cmds, watch_cmd, workflow_cmds
+from eventflow.cli import archive_cmds, artifact_cmds, completion_cmd, cron_cmds, event_source_cmds, resource_cmds, sensor_cmds, serve_cmd, sync_cmds, token_cmds, watch_cmd, workflow_cmds
 from eventflow.errors import EventflowError
 
 __all__ = ["main"]
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch_cmd.register(commands)
     token_cmds.register(commands)
     resource_cmds.register(commands)
+    archive_cmds.register(commands)
     completion_cmd.register(commands)
     return parser
 

@@ -11,6 +11,7 @@ from eventflow.database import open_engine
 from workflows.artifacts.repositories import Repositories
 from workflows.executor import LocalExecutor
 from workflows.models import TTLStrategy
+from workflows.retention import ArchivePolicy
 from workflows.scheduler import Scheduler
 from workflows.store import WorkflowStore
 
@@ -22,13 +23,14 @@ async def running_scheduler(
     bus: JetStreamBus | None = None,
     repositories: Repositories | None = None,
     default_ttl: TTLStrategy | None = None,
+    archive: ArchivePolicy | None = None,
     **executor_options: object,
 ) -> AsyncIterator[Scheduler]:
     engine = open_engine(f"sqlite:///{tmp_path / 'store.db'}")
     store = WorkflowStore(engine)
     await store.migrate()
     executor = LocalExecutor(tmp_path / "nodes", **executor_options)  # type: ignore[arg-type]
-    scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, default_ttl=default_ttl)
+    scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, default_ttl=default_ttl, archive=archive)
     await scheduler.start()
     try:
         yield scheduler

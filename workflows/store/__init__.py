@@ -1,5 +1,13 @@
 """The durable store of workflows, nodes, stored resources and lifecycle events."""
 
-from workflows.store.repository import AlreadyExists, FiringRecord, OutboxEvent, ResourceRecord, WorkflowRecord, WorkflowStore
+from workflows.store.repository import (
+    AlreadyExists,
+    ArchivedRecord,
+    FiringRecord,
+    OutboxEvent,
+    ResourceRecord,
+    WorkflowRecord,
+    WorkflowStore,
+)
 
-__all__ = ["AlreadyExists", "FiringRecord", "OutboxEvent", "ResourceRecord", "WorkflowRecord", "WorkflowStore"]
+__all__ = ["AlreadyExists", "ArchivedRecord", "FiringRecord", "OutboxEvent", "ResourceRecord", "WorkflowRecord", "WorkflowStore"]

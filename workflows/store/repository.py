@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workflows.errors import WorkflowError
 from workflows.status import NodeStatus, WorkflowPhase, now
-from workflows.store.schema import firings, migrate, nodes, outbox, resources, workflows
+from workflows.store.schema import archived, firings, migrate, nodes, outbox, resources, workflows
 
-__all__ = ["AlreadyExists", "FiringRecord", "OutboxEvent", "ResourceRecord", "WorkflowRecord", "WorkflowStore"]
+__all__ = ["AlreadyExists", "ArchivedRecord", "FiringRecord", "OutboxEvent", "ResourceRecord", "WorkflowRecord", "WorkflowStore"]
 
 T = TypeVar("T")
 
@@ -54,6 +54,34 @@ class WorkflowRecord(BaseModel):
     resource_version: int = 1
 
     _aware = field_validator("created_at", "started_at", "finished_at")(classmethod(lambda cls, v: _utc(v)))
+
+
+class ArchivedRecord(BaseModel):
+    """One row of ``ef_archived_workflows``: a finished workflow with its nodes."""
+
+    uid: str
+    namespace: str
+    name: str
+    phase: WorkflowPhase
+    message: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    archived_at: datetime
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    manifest: dict[str, Any]
+    status: dict[str, Any] = Field(default_factory=dict)
+    nodes: dict[str, Any] = Field(default_factory=dict)
+
+    _aware = field_validator("created_at", "started_at", "finished_at", "archived_at")(classmethod(lambda cls, v: _utc(v)))
+
+    def as_workflow(self) -> WorkflowRecord:
+        return WorkflowRecord(
+            uid=self.uid, namespace=self.namespace, name=self.name, phase=self.phase, message=self.message,
+            created_at=self.created_at, started_at=self.started_at, finished_at=self.finished_at,
+            labels=self.labels, annotations=self.annotations, manifest=self.manifest, status=self.status,
+        )  # fmt: skip
 
 
 class ResourceRecord(BaseModel):
@@ -390,6 +418,62 @@ class WorkflowStore:
         )
         return await self._db.write(lambda conn: bool(conn.execute(query).rowcount))
 
+
+    # -- the archive ----------------------------------------------------------------------------
+
+    async def archive_workflow(self, uid: str, labels: dict[str, str]) -> bool:
+        """Copy a finished workflow and its nodes into the archive (again: replaced), adding ``labels``."""
+        stamp = now()
+
+        def work(conn: sa.Connection) -> bool:
+            row = conn.execute(sa.select(workflows).where(workflows.c.uid == uid)).first()
+            if row is None:
+                return False
+            node_rows = conn.execute(sa.select(nodes.c.node_id, nodes.c.data).where(nodes.c.workflow_uid == uid)).all()
+            values = {k: getattr(row, k) for k in ("uid", "namespace", "name", "phase", "message", "created_at", "started_at", "finished_at", "annotations", "manifest", "status")}
+            values.update(labels={**row.labels, **labels}, archived_at=stamp, nodes={r.node_id: r.data for r in node_rows})
+            conn.execute(archived.delete().where(archived.c.uid == uid))
+            conn.execute(archived.insert().values(**values))
+            return True
+
+        return await self._db.write(work)
+
+    async def list_archived(
+        self,
+        namespace: str | None = None,
+        *,
+        name_prefix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        with_nodes: bool = False,
+    ) -> list[ArchivedRecord]:
+        """Newest first (by creation). Label selection is the caller's (selectors are richer than SQL here)."""
+        columns = [c for c in archived.c if with_nodes or c.name != "nodes"]
+        query = sa.select(*columns).order_by(archived.c.created_at.desc(), archived.c.name)
+        if namespace:
+            query = query.where(archived.c.namespace == namespace)
+        if name_prefix:
+            query = query.where(archived.c.name.startswith(name_prefix))
+        if created_after is not None:
+            query = query.where(archived.c.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(archived.c.created_at <= created_before)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [ArchivedRecord.model_validate(row._asdict()) for row in rows]
+
+    async def get_archived(self, uid: str) -> ArchivedRecord | None:
+        query = sa.select(archived).where(archived.c.uid == uid)
+        row = await self._db.read(lambda conn: conn.execute(query).first())
+        return ArchivedRecord.model_validate(row._asdict()) if row else None
+
+    async def delete_archived(self, uid: str) -> bool:
+        query = archived.delete().where(archived.c.uid == uid)
+        return await self._db.write(lambda conn: bool(conn.execute(query).rowcount))
+
+    async def delete_archived_before(self, cutoff: datetime) -> int:
+        """archiveTTL: drop archived workflows that finished before ``cutoff``."""
+        query = archived.delete().where(archived.c.finished_at < cutoff)
+        return await self._db.write(lambda conn: int(conn.execute(query).rowcount))
 
     # -- sensor history -----------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["SCHEMA_VERSION", "firings", "metadata", "migrate", "nodes", "outbox", "resources", "workflows"]
+__all__ = ["SCHEMA_VERSION", "archived", "firings", "metadata", "migrate", "nodes", "outbox", "resources", "workflows"]
 
 metadata = sa.MetaData()
 
@@ -82,6 +82,29 @@ firings = sa.Table(
 )
 sa.Index("ef_sensor_firings_sensor", firings.c.namespace, firings.c.sensor, firings.c.fired_at)
 
+archived = sa.Table(
+    "ef_archived_workflows",
+    metadata,
+    # Finished workflows kept after the live row is gone (Argo's argo_archived_workflows): the whole
+    # run, nodes included, in one row; queried by namespace, name, labels and time.
+    sa.Column("uid", sa.String(64), primary_key=True),
+    sa.Column("namespace", sa.String(253), nullable=False),
+    sa.Column("name", sa.String(253), nullable=False),
+    sa.Column("phase", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("archived_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("annotations", sa.JSON, nullable=False),
+    sa.Column("manifest", sa.JSON, nullable=False),
+    sa.Column("status", sa.JSON, nullable=False),
+    sa.Column("nodes", sa.JSON, nullable=False),  # node id -> node status, as the API shows it
+)
+sa.Index("ef_archived_ns_name", archived.c.namespace, archived.c.name)
+sa.Index("ef_archived_finished", archived.c.finished_at)
+
 schema_version = sa.Table(
     "ef_schema_version",
     metadata,
@@ -98,8 +121,12 @@ def _v2(conn: Connection) -> None:
     firings.create(conn, checkfirst=True)
 
 
+def _v3(conn: Connection) -> None:
+    archived.create(conn, checkfirst=True)
+
+
 # Append-only: a released migration is never edited, a new one is added.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
