@@ -166,10 +166,30 @@ def _field_selector(text: str) -> dict[str, list[str]]:
     return out
 
 
+def _leaves_out_nodes(fields: str) -> bool:
+    """Whether ``fields`` drops ``status.nodes`` (then they are not even read: large workflows stay cheap)."""
+    paths = [f.strip() for f in fields.removeprefix("-").split(",") if f.strip()]
+    if not paths:
+        return False
+    if fields.startswith("-"):
+        return any(path in ("status", "status.nodes") for path in paths)
+    return not any(path in ("status", "status.nodes") or path.startswith("status.nodes.") for path in paths)
+
+
 async def get_workflow(request: Request) -> JSONResponse:
     p = request.path_params
-    record, nodes = await _scheduler(request).get(p["namespace"], p["name"])
-    return JSONResponse(workflow_fields(workflow_json(record, nodes), request.query_params.get("fields") or ""))
+    fields = request.query_params.get("fields") or ""
+    scheduler = _scheduler(request)
+    if _leaves_out_nodes(fields):
+        # A summary: the workflow row and, as eventflow's addition, its nodes counted by phase.
+        record = await scheduler.store.get_workflow(p["namespace"], p["name"])
+        if record is None:
+            raise ApiError(404, f"workflow {p['namespace']}/{p['name']} not found")
+        body = workflow_json(record, None)
+        body["status"]["nodeCounts"] = await scheduler.store.count_nodes(record.uid)
+        return JSONResponse(workflow_fields(body, fields))
+    record, nodes = await scheduler.get(p["namespace"], p["name"])
+    return JSONResponse(workflow_fields(workflow_json(record, nodes), fields))
 
 
 async def delete_workflow(request: Request) -> JSONResponse:

@@ -192,13 +192,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+TREE_LIMIT = 200  # more nodes than this: counts by phase instead of the tree, unless --nodes
+
+
 def cmd_get(args: argparse.Namespace) -> int:
     client = ApiClient(args)
-    wf = client.request("GET", f"/api/v1/workflows/{client.namespace}/{args.name}")
+    path = f"/api/v1/workflows/{client.namespace}/{args.name}"
     if args.output:
-        _emit(wf, args.output)
-    else:
-        print(summary(wf) + "\n\n" + node_tree(wf))
+        _emit(client.request("GET", path), args.output)
+        return 0
+    brief = client.request("GET", path, params={"fields": "-status.nodes"})
+    counts: dict[str, int] = brief.get("status", {}).get("nodeCounts") or {}
+    if sum(counts.values()) > TREE_LIMIT and not args.nodes:
+        by_phase = ", ".join(f"{phase} {n}" for phase, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        print(f"{summary(brief)}\n\nNodes:         {sum(counts.values())} ({by_phase}); --nodes lists them")
+        return 0
+    wf = client.request("GET", path)
+    print(summary(wf) + "\n\n" + node_tree(wf))
     return 0
 
 
@@ -369,6 +379,7 @@ def register(commands: Any) -> None:
     p = commands.add_parser("get", help="show a workflow and its nodes")
     p.add_argument("name")
     p.add_argument("-o", "--output", choices=["json", "yaml", "name"])
+    p.add_argument("--nodes", action="store_true", help=f"list every node even when there are more than {TREE_LIMIT}")
     add_client_flags(p)
     p.set_defaults(run=cmd_get)
 

@@ -481,3 +481,40 @@ def test_cli_configmap_cluster_template_and_version(server: ServerProcess, tmp_p
     assert cli(server, "cluster-template", "list").returncode == 0
     version = cli(server, "version")
     assert version.returncode == 0 and version.stdout.startswith("eventflow: ") and "server: " in version.stdout
+
+
+WIDE = """
+apiVersion: argoproj.io/v1alpha1
+kind: Workflow
+metadata: {generateName: wide-}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    steps:
+    - - {name: skip, template: noop, withSequence: {count: "250"}, when: "1 == 2"}
+    - - {name: last, template: noop}
+  - name: noop
+    container: {image: alpine, command: ["true"]}
+"""
+
+
+def test_cli_get_of_a_large_workflow_counts_nodes_by_phase_unless_asked(server: ServerProcess, tmp_path: Path) -> None:
+    spec = tmp_path / "wide.yaml"
+    spec.write_text(WIDE)
+    done = cli(server, "submit", str(spec), "--wait", "-o", "name")
+    assert done.returncode == 0, done.stderr
+    name = done.stdout.split()[0]
+    brief = httpx.get(f"{server.base_url}/api/v1/workflows/default/{name}", params={"fields": "-status.nodes"}).json()
+    assert "nodes" not in brief["status"] and brief["status"]["phase"] == "Succeeded"
+    counts = brief["status"]["nodeCounts"]
+    assert counts["Skipped"] == 250 and counts["Succeeded"] >= 2 and sum(counts.values()) > 250
+    slim = httpx.get(f"{server.base_url}/api/v1/workflows/default/{name}", params={"fields": "metadata.name,status.phase"}).json()
+    assert slim["metadata"] == {"name": name} and slim["status"]["phase"] == "Succeeded" and "nodes" not in slim["status"]
+
+    shown = cli(server, "get", name)
+    assert shown.returncode == 0, shown.stderr
+    assert f"Nodes:         {sum(counts.values())} (Skipped 250, " in shown.stdout and "--nodes lists them" in shown.stdout
+    assert len(shown.stdout.splitlines()) < 30
+    every = cli(server, "get", name, "--nodes")
+    assert every.returncode == 0 and len(every.stdout.splitlines()) > 250
