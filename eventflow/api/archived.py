@@ -74,17 +74,24 @@ async def list_archived(request: Request) -> JSONResponse:
     except SelectorError as exc:
         raise ApiError(400, str(exc)) from None
     exact = next((p.partition("=")[2] for p in (q.get("listOptions.fieldSelector") or "").split(",") if p.startswith("metadata.name=")), None)
-    records = await _scheduler(request).store.list_archived(
-        namespace or None, name_prefix=q.get("namePrefix") or None,
-        created_after=_when(q.get("createdAfter"), "createdAfter"), created_before=_when(q.get("createdBefore"), "createdBefore"),
-    )  # fmt: skip
-    items = [r for r in records if selector(r.labels) and (exact is None or r.name == exact)]
     offset, limit = _count(q.get("listOptions.continue"), "listOptions.continue"), _count(q.get("listOptions.limit"), "listOptions.limit")
-    page = items[offset : offset + limit] if limit else items[offset:]
+    store = _scheduler(request).store
+    where: dict[str, Any] = {
+        "name_prefix": q.get("namePrefix") or None,
+        "created_after": _when(q.get("createdAfter"), "createdAfter"), "created_before": _when(q.get("createdBefore"), "createdBefore"),
+    }  # fmt: skip
+    if not q.get("listOptions.labelSelector") and exact is None:
+        # The common page of a large archive: limit and offset in SQL, one count for what remains.
+        page = await store.list_archived(namespace or None, limit=limit or None, offset=offset, **where)
+        total = await store.count_archived(namespace or None, **where) if limit else offset + len(page)
+    else:
+        records = await store.list_archived(namespace or None, **where)
+        items = [r for r in records if selector(r.labels) and (exact is None or r.name == exact)]
+        page, total = (items[offset : offset + limit] if limit else items[offset:]), len(items)
     meta: dict[str, Any] = {}
-    if limit and offset + limit < len(items):
+    if limit and offset + limit < total:
         meta["continue"] = str(offset + limit)
-        meta["remainingItemCount"] = len(items) - offset - limit
+        meta["remainingItemCount"] = total - offset - limit
     return JSONResponse({"metadata": meta, "items": [_archived_json(r, with_nodes=False) for r in page]})
 
 

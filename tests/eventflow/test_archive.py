@@ -99,6 +99,8 @@ def test_the_policy_and_strategy_labels_decide_what_outlives_its_ttl(server: Ser
     assert archived(server, namespace="elsewhere", namePrefix=f"kept-{run}") == []
     first = httpx.get(f"{server.base_url}/api/v1/archived-workflows", params={"listOptions.labelSelector": f"run={run}", "listOptions.limit": "1"}).json()
     assert len(first["items"]) == 1 and first["metadata"]["continue"] == "1"
+    sql_page = httpx.get(f"{server.base_url}/api/v1/archived-workflows", params={"namespace": "default", "listOptions.limit": "1"}).json()
+    assert len(sql_page["items"]) == 1 and sql_page["metadata"]["continue"] == "1" and sql_page["metadata"]["remainingItemCount"] >= 1
     assert httpx.get(f"{server.base_url}/api/v1/archived-workflows", params={"createdAfter": "yesterday"}).status_code == 400
 
     keys = httpx.get(f"{server.base_url}/api/v1/archived-workflows-label-keys").json()["items"]

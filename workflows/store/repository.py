@@ -446,20 +446,29 @@ class WorkflowStore:
         created_after: datetime | None = None,
         created_before: datetime | None = None,
         with_nodes: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[ArchivedRecord]:
-        """Newest first (by creation). Label selection is the caller's (selectors are richer than SQL here)."""
+        """Newest first (by creation), ``limit``/``offset`` in SQL. Label selection is the caller's
+        (selectors are richer than SQL here): a caller that selects by label pages after selecting."""
         columns = [c for c in archived.c if with_nodes or c.name != "nodes"]
-        query = sa.select(*columns).order_by(archived.c.created_at.desc(), archived.c.name)
-        if namespace:
-            query = query.where(archived.c.namespace == namespace)
-        if name_prefix:
-            query = query.where(archived.c.name.startswith(name_prefix))
-        if created_after is not None:
-            query = query.where(archived.c.created_at >= created_after)
-        if created_before is not None:
-            query = query.where(archived.c.created_at <= created_before)
+        query = _archived_where(sa.select(*columns), namespace, name_prefix, created_after, created_before)
+        query = query.order_by(archived.c.created_at.desc(), archived.c.name).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [ArchivedRecord.model_validate(row._asdict()) for row in rows]
+
+    async def count_archived(
+        self,
+        namespace: str | None = None,
+        *,
+        name_prefix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> int:
+        query = _archived_where(sa.select(sa.func.count()).select_from(archived), namespace, name_prefix, created_after, created_before)
+        return int(await self._db.read(lambda conn: conn.execute(query).scalar()) or 0)
 
     async def get_archived(self, uid: str) -> ArchivedRecord | None:
         query = sa.select(archived).where(archived.c.uid == uid)
@@ -522,6 +531,21 @@ _SQLITE_UPSERT = (
     f"INSERT INTO {nodes.name} (workflow_uid, node_id, phase, data) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (workflow_uid, node_id) DO UPDATE SET phase = excluded.phase, data = excluded.data"
 )
+
+
+def _archived_where(query: Any, namespace: str | None, name_prefix: str | None, after: datetime | None, before: datetime | None) -> Any:
+    if namespace:
+        query = query.where(archived.c.namespace == namespace)
+    if name_prefix:
+        # The range lets an index on name narrow the rows; startswith keeps the answer exact whatever
+        # the database's collation does with the range.
+        query = query.where(archived.c.name >= name_prefix, archived.c.name < name_prefix + "\U0010ffff")
+        query = query.where(archived.c.name.startswith(name_prefix, autoescape=True))
+    if after is not None:
+        query = query.where(archived.c.created_at >= after)
+    if before is not None:
+        query = query.where(archived.c.created_at <= before)
+    return query
 
 
 def _add_events(conn: sa.Connection, events: Sequence[OutboxEvent]) -> None:

@@ -102,8 +102,11 @@ archived = sa.Table(
     sa.Column("status", sa.JSON, nullable=False),
     sa.Column("nodes", sa.JSON, nullable=False),  # node id -> node status, as the API shows it
 )
-sa.Index("ef_archived_ns_name", archived.c.namespace, archived.c.name)
+# Listings are newest first, in a namespace or across all; archiveTTL goes by finishedAt.
+sa.Index("ef_archived_ns_created", archived.c.namespace, archived.c.created_at)
+sa.Index("ef_archived_created", archived.c.created_at)
 sa.Index("ef_archived_finished", archived.c.finished_at)
+sa.Index("ef_archived_name", archived.c.name)  # name prefixes, as a range
 
 schema_version = sa.Table(
     "ef_schema_version",
