@@ -6,6 +6,7 @@ Nodes live in their own rows so a node transition writes one row, not the whole 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -14,21 +15,28 @@ __all__ = ["SCHEMA_VERSION", "archived", "firings", "metadata", "migrate", "node
 
 metadata = sa.MetaData()
 
+def _workflow_columns() -> list[sa.Column[Any]]:
+    """A workflow run's own columns, in the live table and the archive alike (fresh objects per table)."""
+    return [
+        sa.Column("uid", sa.String(64), primary_key=True),
+        sa.Column("namespace", sa.String(253), nullable=False),
+        sa.Column("name", sa.String(253), nullable=False),
+        sa.Column("phase", sa.String(16), nullable=False),
+        sa.Column("message", sa.Text),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("started_at", sa.DateTime(timezone=True)),
+        sa.Column("finished_at", sa.DateTime(timezone=True)),
+        sa.Column("labels", sa.JSON, nullable=False),
+        sa.Column("annotations", sa.JSON, nullable=False),
+        sa.Column("manifest", sa.JSON, nullable=False),  # metadata + spec as submitted (after defaults)
+        sa.Column("status", sa.JSON, nullable=False),  # workflow-level status fields except nodes
+    ]
+
+
 workflows = sa.Table(
     "ef_workflows",
     metadata,
-    sa.Column("uid", sa.String(64), primary_key=True),
-    sa.Column("namespace", sa.String(253), nullable=False),
-    sa.Column("name", sa.String(253), nullable=False),
-    sa.Column("phase", sa.String(16), nullable=False),
-    sa.Column("message", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True)),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
-    sa.Column("labels", sa.JSON, nullable=False),
-    sa.Column("annotations", sa.JSON, nullable=False),
-    sa.Column("manifest", sa.JSON, nullable=False),  # metadata + spec as submitted (after defaults)
-    sa.Column("status", sa.JSON, nullable=False),  # workflow-level status fields except nodes
+    *_workflow_columns(),
     sa.Column("resource_version", sa.Integer, nullable=False, default=1),
     sa.UniqueConstraint("namespace", "name", name="ef_workflows_ns_name"),
 )
@@ -87,19 +95,8 @@ archived = sa.Table(
     metadata,
     # Finished workflows kept after the live row is gone (Argo's argo_archived_workflows): the whole
     # run, nodes included, in one row; queried by namespace, name, labels and time.
-    sa.Column("uid", sa.String(64), primary_key=True),
-    sa.Column("namespace", sa.String(253), nullable=False),
-    sa.Column("name", sa.String(253), nullable=False),
-    sa.Column("phase", sa.String(16), nullable=False),
-    sa.Column("message", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("started_at", sa.DateTime(timezone=True)),
-    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    *_workflow_columns(),
     sa.Column("archived_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("labels", sa.JSON, nullable=False),
-    sa.Column("annotations", sa.JSON, nullable=False),
-    sa.Column("manifest", sa.JSON, nullable=False),
-    sa.Column("status", sa.JSON, nullable=False),
     sa.Column("nodes", sa.JSON, nullable=False),  # node id -> node status, as the API shows it
 )
 # Listings are newest first, in a namespace or across all; archiveTTL goes by finishedAt.
