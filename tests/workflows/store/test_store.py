@@ -119,3 +119,29 @@ async def test_store_resources_apply_keeps_uid_and_bumps_version(store: Workflow
 async def test_store_migrate_twice_is_harmless(store: WorkflowStore) -> None:
     await store.migrate()
     await store.create_workflow(_record())
+
+
+async def test_store_archive_outlives_the_workflow_and_pages_by_prefix(store: WorkflowStore) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from workflows.status import WorkflowPhase
+
+    made = []
+    for name in ("job-a", "job-b", "jobx-c", "other"):
+        rec = _record(name, phase=WorkflowPhase.SUCCEEDED, finished_at=datetime.now(UTC), labels={"team": "x"})
+        await store.create_workflow(rec)
+        await store.commit(rec.uid, node_updates=[_node(name, f"{name}.a", NodePhase.SUCCEEDED)])
+        assert await store.archive_workflow(rec.uid, {"workflows.argoproj.io/workflow-archiving-status": "Archived"})
+        assert await store.delete_workflow(rec.uid)
+        made.append(rec)
+    assert not await store.archive_workflow(made[0].uid, {})  # the live row is gone: nothing to copy
+    got = await store.get_archived(made[0].uid)
+    assert got is not None and got.name == "job-a" and got.labels == {"team": "x", "workflows.argoproj.io/workflow-archiving-status": "Archived"}
+    assert list(got.nodes) == [_node("job-a", "job-a.a").id]
+    assert sorted(r.name for r in await store.list_archived("default", name_prefix="job-")) == ["job-a", "job-b"]
+    assert [r.name for r in await store.list_archived(name_prefix="job_")] == []  # _ is not a wildcard
+    assert await store.count_archived("default", name_prefix="job") == 3
+    assert len(await store.list_archived("default", limit=2, offset=3)) == 1
+    assert await store.delete_archived_before(datetime.now(UTC) - timedelta(hours=1)) == 0
+    assert await store.delete_archived_before(datetime.now(UTC) + timedelta(seconds=5)) == 4
+    assert await store.list_archived() == []
