@@ -655,11 +655,7 @@ class Scheduler:
         if memoized and not record.phase.done:
             raise WorkflowNotActive(namespace, name, record.phase.value, verb="resubmitted with --memoized")
         reuse = await self.store.load_nodes(record.uid) if memoized else None
-        manifest = dict(record.manifest)
-        meta = {k: v for k, v in manifest.get("metadata", {}).items() if k in ("labels", "annotations")}
-        meta["generateName"] = f"{name}-"
-        meta["labels"] = {**meta.get("labels", {}), "workflows.argoproj.io/resubmitted-from-workflow": name}
-        workflow = Workflow.model_validate({**manifest, "metadata": meta})
+        workflow = resubmission(name, record.manifest)
         options = options or SubmitOptions()
         options.namespace = namespace
         return await self.submit(workflow, options, reuse=reuse)
@@ -1122,6 +1118,15 @@ class Scheduler:
         self._publish_wake.set()
         self._forget(record.uid)
         self.retention.finished(record)
+
+
+def resubmission(name: str, manifest: dict[str, Any]) -> Workflow:
+    """A new workflow with the spec of ``name`` (live or archived): ``generateName <name>-``, its labels and
+    annotations, and Argo's ``resubmitted-from-workflow`` label."""
+    meta = {k: v for k, v in manifest.get("metadata", {}).items() if k in ("labels", "annotations")}
+    meta["generateName"] = f"{name}-"
+    meta["labels"] = {**meta.get("labels", {}), "workflows.argoproj.io/resubmitted-from-workflow": name}
+    return Workflow.model_validate({**manifest, "metadata": meta})
 
 
 SYNC_LIMIT_KIND = "SyncLimit"  # a database semaphore's limit, kept as a resource: {"sizeLimit": N}

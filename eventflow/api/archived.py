@@ -20,8 +20,7 @@ from starlette.routing import Route
 from eventflow.api.errors import ApiError
 from eventflow.api.selectors import SelectorError, parse_label_selector
 from eventflow.api.shapes import workflow_json
-from workflows.models import Workflow
-from workflows.scheduler import Scheduler
+from workflows.scheduler import Scheduler, resubmission
 from workflows.status import NodeStatus
 from workflows.store import ArchivedRecord
 from workflows.submit import SubmitOptions
@@ -60,20 +59,19 @@ def _archived_json(record: ArchivedRecord, *, with_nodes: bool) -> dict[str, Any
 
 async def list_archived(request: Request) -> JSONResponse:
     q = request.query_params
-    namespace = q.get("namespace") or ""
+    namespace, exact = q.get("namespace") or "", None
     for part in filter(None, (q.get("listOptions.fieldSelector") or "").split(",")):
         key, sep, value = part.partition("=")
         if key == "metadata.namespace" and sep:
             namespace = value
         elif key == "metadata.name" and sep:
-            pass  # exact name: filtered below
+            exact = value
         else:
             raise ApiError(400, f"listOptions.fieldSelector: {part!r}: only metadata.namespace= and metadata.name= are supported")
     try:
         selector = parse_label_selector(q.get("listOptions.labelSelector", ""))
     except SelectorError as exc:
         raise ApiError(400, str(exc)) from None
-    exact = next((p.partition("=")[2] for p in (q.get("listOptions.fieldSelector") or "").split(",") if p.startswith("metadata.name=")), None)
     offset, limit = _count(q.get("listOptions.continue"), "listOptions.continue"), _count(q.get("listOptions.limit"), "listOptions.limit")
     store = _scheduler(request).store
     where: dict[str, Any] = {
@@ -116,11 +114,7 @@ async def delete_archived(request: Request) -> JSONResponse:
 async def resubmit_archived(request: Request) -> JSONResponse:
     """A new workflow from the archived one's spec (generateName ``<name>-``), in its namespace."""
     record = await _one(request)
-    manifest = dict(record.manifest)
-    meta = {k: v for k, v in manifest.get("metadata", {}).items() if k in ("labels", "annotations")}
-    meta["generateName"] = f"{record.name}-"
-    meta["labels"] = {**meta.get("labels", {}), "workflows.argoproj.io/resubmitted-from-workflow": record.name}
-    workflow = Workflow.model_validate({**manifest, "metadata": meta})
+    workflow = resubmission(record.name, record.manifest)
     created = await _scheduler(request).submit(workflow, SubmitOptions(namespace=record.namespace))
     return JSONResponse(workflow_json(created, {}))
 

@@ -18,7 +18,7 @@ from workflows.cron import CronError, parse_cron
 from workflows.errors import LintError
 from workflows.lint import lint
 from workflows.models import ClusterWorkflowTemplate, ConfigMap, CronWorkflow, Workflow, WorkflowTemplate
-from workflows.scheduler import Scheduler, parse_limit
+from workflows.scheduler import Scheduler, WorkflowNotFound, parse_limit
 from triggers._workflows import EVENTS_ANNOTATION
 from workflows.store import AlreadyExists, ResourceRecord
 from workflows.submit import SubmitOptions, expression_check, prepare
@@ -184,7 +184,7 @@ async def get_workflow(request: Request) -> JSONResponse:
         # A summary: the workflow row and, as eventflow's addition, its nodes counted by phase.
         record = await scheduler.store.get_workflow(p["namespace"], p["name"])
         if record is None:
-            raise ApiError(404, f"workflow {p['namespace']}/{p['name']} not found")
+            raise WorkflowNotFound(p["namespace"], p["name"])  # the same 404 as every other path
         body = workflow_json(record, None)
         body["status"]["nodeCounts"] = await scheduler.store.count_nodes(record.uid)
         return JSONResponse(workflow_fields(body, fields))
