@@ -55,6 +55,9 @@ __all__ = ["InvalidNodeUpdate", "Scheduler", "WorkflowNotActive", "WorkflowNotFo
 
 log = logging.getLogger("workflows.scheduler")
 
+# Walks cheaper than this (every workflow of ordinary size) run as soon as they are wanted.
+_REST_ABOVE_SECONDS = 0.02
+
 # Input artifacts up to this size in all are copied into the node's root (keeping its cheap recycle);
 # larger ones are bind-mounted.
 COPY_IN_BYTES = 16 << 20
@@ -160,6 +163,9 @@ class Scheduler:
         self._launched: dict[str, set[str]] = {}
         self._leaf_tasks: dict[str, asyncio.Task[None]] = {}
         self._wanted: dict[str, None] = {}  # ordered set of uids to walk
+        # uid -> (monotonic time before which it is not walked again, the timer that walks it then)
+        self._rested: dict[str, float] = {}
+        self._deferred: dict[str, asyncio.TimerHandle] = {}
         self._wake = asyncio.Event()
         self._publish_wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -191,6 +197,9 @@ class Scheduler:
 
     async def stop(self) -> None:
         await self.retention.stop()
+        for timer in self._deferred.values():
+            timer.cancel()
+        self._deferred.clear()
         for task in (self._loop_task, self._publish_task, self._limits_task):
             if task is not None:
                 task.cancel()
@@ -210,6 +219,10 @@ class Scheduler:
     def _forget(self, uid: str) -> None:
         """The workflow ended or is gone: its locks and its running slot go to whoever waits next."""
         self.runs.pop(uid, None)
+        self._rested.pop(uid, None)
+        deferred = self._deferred.pop(uid, None)
+        if deferred is not None:
+            deferred.cancel()
         self._launched.pop(uid, None)
         for waiter in {*self.sync.release_workflow(uid), *self.throttle.done(uid)}:
             if waiter in self.runs:
@@ -219,8 +232,27 @@ class Scheduler:
             done.set()
 
     def _want(self, uid: str) -> None:
+        delay = self._rested.get(uid, 0.0) - time.monotonic()
+        if delay > 0:
+            if uid not in self._deferred:
+                self._deferred[uid] = asyncio.get_running_loop().call_later(delay, self._want_deferred, uid)
+            return
         self._wanted[uid] = None
         self._wake.set()
+
+    def _want_deferred(self, uid: str) -> None:
+        self._deferred.pop(uid, None)
+        self._want(uid)
+
+    def _rest_after(self, uid: str, began: float) -> None:
+        """A workflow whose walk took long (thousands of nodes) rests as long before its next one:
+        the results that arrive meanwhile are taken in one walk, and walks of one huge workflow
+        never hold more than half of the loop that serves the API and the other workflows."""
+        cost = time.monotonic() - began
+        if cost > _REST_ABOVE_SECONDS and uid in self.runs:
+            self._rested[uid] = began + 2 * cost
+        else:
+            self._rested.pop(uid, None)
 
     async def _loop(self) -> None:
         while True:
@@ -232,11 +264,13 @@ class Scheduler:
                 run = self.runs.get(uid)
                 if run is None:
                     continue
+                began = time.monotonic()
                 try:
                     await self._walk(run)
                 except Exception:
                     log.exception("walking workflow %s/%s failed", run.record.namespace, run.name)
                     await self._fail(run, WorkflowPhase.ERROR, "internal error while operating the workflow; see the server log")
+                self._rest_after(uid, began)
 
     async def _publish_loop(self) -> None:
         while True:
@@ -1090,6 +1124,9 @@ class Scheduler:
                 if art.global_name and outputs.artifact(art.name) is not None:
                     run.global_artifacts[art.global_name] = outputs.artifact(art.name) or {}
         run.put(node.model_copy(update=update))
+        # Only running leaves need to be known as launched; keeping finished ones made each walk
+        # count through every leaf the run ever started.
+        self._launched.get(run.record.uid, set()).discard(launch.node_id)
         self._settled.setdefault(run.record.uid, []).append(launch.node_id)
         self._want(run.record.uid)
 

@@ -51,7 +51,8 @@ class NodePhase(StrEnum):
 
     @property
     def done(self) -> bool:
-        return self not in (NodePhase.PENDING, NodePhase.RUNNING)
+        # Identity tests: this runs for every node of every walk.
+        return self is not NodePhase.PENDING and self is not NodePhase.RUNNING
 
     @property
     def ok(self) -> bool:

@@ -96,6 +96,21 @@ class DAGTemplate(ArgoModel):
     fail_fast: bool | None = None
 
 
+# Each template type's field, in the order Argo checks them.
+_TYPE_FIELDS = (
+    ("container", TemplateType.CONTAINER),
+    ("container_set", TemplateType.CONTAINER_SET),
+    ("script", TemplateType.SCRIPT),
+    ("resource", TemplateType.RESOURCE),
+    ("steps", TemplateType.STEPS),
+    ("dag", TemplateType.DAG),
+    ("suspend", TemplateType.SUSPEND),
+    ("http", TemplateType.HTTP),
+    ("plugin", TemplateType.PLUGIN),
+    ("data", TemplateType.DATA),
+)
+
+
 class Template(ArgoModel):
     """A unit of work. Exactly one type field (``container``, ``steps``, ``dag``...) must be set.
 
@@ -150,19 +165,8 @@ class Template(ArgoModel):
     @property
     def types(self) -> tuple[TemplateType, ...]:
         """Every type field that is set; valid templates have exactly one."""
-        fields = {
-            TemplateType.CONTAINER: self.container,
-            TemplateType.CONTAINER_SET: self.container_set,
-            TemplateType.SCRIPT: self.script,
-            TemplateType.RESOURCE: self.resource,
-            TemplateType.STEPS: self.steps,
-            TemplateType.DAG: self.dag,
-            TemplateType.SUSPEND: self.suspend,
-            TemplateType.HTTP: self.http,
-            TemplateType.PLUGIN: self.plugin,
-            TemplateType.DATA: self.data,
-        }
-        return tuple(kind for kind, value in fields.items() if value is not None)
+        values = self.__dict__  # read on every walk of every node: no per-call dict of fields
+        return tuple(kind for name, kind in _TYPE_FIELDS if values[name] is not None)
 
     @property
     def type(self) -> TemplateType | None:

@@ -41,6 +41,10 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _failed_pod(node: NodeStatus) -> bool:
+    return node.type.value == "Pod" and node.phase.value in ("Failed", "Error")
+
+
 @dataclass
 class WorkflowRun:
     """A workflow being operated on. ``dirty`` collects nodes to commit with the next transition."""
@@ -59,9 +63,15 @@ class WorkflowRun:
     # walk adds are also listed in ``memo_dirty`` for the scheduler to store.
     memo: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     memo_dirty: list[tuple[str, str]] = field(default_factory=list)
+    # (step group node id, step name) -> the loop's items and their name labels, expanded once per run
+    # (see Operator._run_step); a retried workflow gets a new run, so nothing here outlives its nodes.
+    fanouts: dict[tuple[str, str], tuple[list[Any] | None, list[str]]] = field(default_factory=dict, repr=False)
     _ids: dict[str, str] = field(default_factory=dict, repr=False)
     _templates: dict[str, Template] = field(default_factory=dict, repr=False)
     _children: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    # Failed and errored pod nodes, kept up to date by put() once first asked for: every walk reads
+    # workflow.failures, and scanning 10,000 nodes for it each time made large loops quadratic.
+    _failed: dict[str, NodeStatus] | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -84,6 +94,11 @@ class WorkflowRun:
     def put(self, node: NodeStatus) -> NodeStatus:
         self.nodes[node.id] = node
         self.dirty[node.id] = node
+        if self._failed is not None:
+            if _failed_pod(node):
+                self._failed[node.id] = node
+            else:
+                self._failed.pop(node.id, None)
         return node
 
     def has_child(self, parent: NodeStatus, child_id: str) -> bool:
@@ -91,6 +106,12 @@ class WorkflowRun:
         if known is None or len(known) != len(parent.children):
             known = self._children[parent.id] = set(parent.children)
         return child_id in known
+
+    def child_added(self, parent: NodeStatus, child_id: str) -> None:
+        """Keep the child set of :meth:`has_child` in step with an append (not rebuilt per child)."""
+        known = self._children.get(parent.id)
+        if known is not None:
+            known.add(child_id)
 
     def take_dirty(self) -> list[NodeStatus]:
         changed = list(self.dirty.values())
@@ -118,6 +139,11 @@ class WorkflowRun:
 
     def failures_json(self) -> str:
         """``workflow.failures``: Argo's JSON list of the failed and errored pods."""
+        if self._failed is None:
+            self._failed = {nid: n for nid, n in self.nodes.items() if _failed_pod(n)}
+        failed = list(self._failed.values())
+        if len(failed) > 1:  # in node order, as before the list was kept incrementally
+            failed = [self._failed[nid] for nid in self.nodes if nid in self._failed]
         return json.dumps(
             [
                 {
@@ -128,8 +154,7 @@ class WorkflowRun:
                     "podName": n.id,
                     "finishedAt": n.finished_at.strftime("%Y-%m-%dT%H:%M:%SZ") if n.finished_at else "",
                 }
-                for n in self.nodes.values()
-                if n.type.value == "Pod" and n.phase.value in ("Failed", "Error")
+                for n in failed
             ]
         )
 

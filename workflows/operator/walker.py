@@ -366,6 +366,7 @@ class Operator:
     def _attach(self, parent: NodeStatus, child: NodeStatus) -> NodeStatus:
         if not self.run.has_child(parent, child.id):
             parent = self.run.put(parent.model_copy(update={"children": [*parent.children, child.id]}))
+            self.run.child_added(parent, child.id)
         return parent
 
     # -- templates --------------------------------------------------------------------------
@@ -680,10 +681,13 @@ class Operator:
         outer_held, self._held = self._held, False  # nested groups keep their own flag
         for step in group:
             head, kids = self._run_step(node, step, scope, parent.id, context)
+            hooked = bool(step.hooks) or step.on_exit is not None
             for child in kids if kids is not None else [head]:
                 results.append((step, child))
-                node = self._attach(self.run.nodes[node.id], child)
-                hooks_done = self._step_hooks(child, step, f"steps.{step.name}", parent.id, context) and hooks_done
+                if not self.run.has_child(node, child.id):
+                    node = self._attach(self.run.nodes[node.id], child)
+                if hooked:
+                    hooks_done = self._step_hooks(child, step, f"steps.{step.name}", parent.id, context) and hooks_done
         held, self._held = self._held, outer_held
         held = held and not (
             self._limits.get(parent.id, (0, False))[1]
@@ -708,12 +712,19 @@ class Operator:
         self, group: NodeStatus, step: WorkflowStep, scope: dict[str, Any], boundary: str, context: str | None
     ) -> tuple[NodeStatus, list[NodeStatus] | None]:
         base = f"{group.name}.{step.name}"
-        try:
-            items = expand(step, scope)
-        except (ExpandError, ExpressionError) as exc:
-            err = self._error(base, step.name, NodeType.POD, boundary, str(exc))
-            self._recorded[(group.name, step.name)] = (err, None)
-            return err, None
+        # The loop's items are fixed once its group runs (what they read finished before), so a large
+        # fan-out is expanded and named once per run, not on every walk.
+        fanout = self.run.fanouts.get((group.id, step.name))
+        if fanout is None:
+            try:
+                items = expand(step, scope)
+            except (ExpandError, ExpressionError) as exc:
+                err = self._error(base, step.name, NodeType.POD, boundary, str(exc))
+                self._recorded[(group.name, step.name)] = (err, None)
+                return err, None
+            labels = [it.label for it in items] if items is not None else []
+            fanout = self.run.fanouts[(group.id, step.name)] = (items, labels)
+        items, labels = fanout
         if items is None:
             try:
                 child = self._call(base, step.name, step, scope, None, boundary, context)
@@ -726,11 +737,34 @@ class Operator:
             self._recorded[(group.name, step.name)] = (child, None)
             return child, None
         kids = []
-        for it in items:
+        # Items start in order and an unstarted one was held by its template's parallelism: so is
+        # every later unstarted one in this walk (unless a `when` may skip it without a slot).
+        held_rest = False
+        # Likewise, once one existing pod node of the loop waits for a workflow parallelism slot, the
+        # later ones (same template, and no slot frees up within a walk) wait too.
+        waiting_rest = False
+        for it, label in zip(items, labels, strict=True):
+            name = f"{base}{label}"
+            existing = self.run.node(name)
+            if existing is not None:
+                if existing.phase.done:
+                    kids.append(existing)
+                    continue
+                if waiting_rest and existing.phase is NodePhase.PENDING and existing.type is NodeType.POD:
+                    if existing.id not in self.launched:
+                        kids.append(existing)
+                        continue
+                elif self._waiting_leaf(existing, step, context):
+                    waiting_rest = True
+                    kids.append(existing)
+                    continue
+            elif held_rest:
+                continue
             try:
-                kids.append(self._call(f"{base}{it.label}", f"{step.name}{it.label}", step, scope, it, boundary, context))
+                kids.append(self._call(name, f"{step.name}{label}", step, scope, it, boundary, context))
             except _Held:
                 self._held = True
+                held_rest = step.when is None
         head = NodeStatus(id=base, name=base, display_name=step.name, type=NodeType.STEPS, phase=_aggregate_phase(kids))
         self._recorded[(group.name, step.name)] = (head, kids)
         return head, kids
@@ -757,6 +791,17 @@ class Operator:
         if isinstance(tmpl, str):
             return self._error(name, display, NodeType.POD, boundary, tmpl)
         return self._execute(name, display, tmpl, step.arguments, call_scope, boundary, inner)
+
+    def _waiting_leaf(self, node: NodeStatus, step: WorkflowStep, context: str | None) -> bool:
+        """True for a Pending pod node that would stay Pending in this walk for want of a workflow
+        parallelism slot (or because the workflow is suspended): what :meth:`_leaf` would decide,
+        without rebuilding its scope. 10,000-item loops walk thousands of these each time."""
+        if node.phase is not NodePhase.PENDING or node.type is not NodeType.POD or node.id in self.launched:
+            return False
+        if not (self._slots == 0 or self.run.suspended) or self._stopping() or self._deadline_passed():
+            return False
+        tmpl, _ = self._resolve(step, context)
+        return not isinstance(tmpl, str) and tmpl.synchronization is None and tmpl.retry_strategy is None and tmpl.is_leaf
 
     # -- dag --------------------------------------------------------------------------------
 
