@@ -8,24 +8,25 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Route
 
 from eventbus import BusError, JetStreamBus
-from eventflow.auth import AuthMiddleware, TokenStore
-from eventflow.auth import routes as auth_routes
-from eventflow.api.errors import ApiError, error_response
 from eventflow.api.archived import routes as archived_routes
 from eventflow.api.artifacts import routes as artifact_routes
+from eventflow.api.errors import ApiError, error_response
 from eventflow.api.event_sources import routes as event_source_routes
 from eventflow.api.events import routes as event_stream_routes
 from eventflow.api.info import routes as info_routes
+from eventflow.api.nodes import routes as node_routes
 from eventflow.api.openapi import openapi_route
 from eventflow.api.sensors import routes as sensor_routes
 from eventflow.api.sync import routes as sync_routes
 from eventflow.api.workflows import routes as workflow_routes
+from eventflow.auth import AuthMiddleware, TokenStore
+from eventflow.auth import routes as auth_routes
 from eventflow.database import ping
 from workflows.errors import LintError
 from workflows.scheduler import InvalidNodeUpdate, WorkflowNotActive, WorkflowNotFound
@@ -122,7 +123,7 @@ DOMAIN_ERRORS: dict[Any, Any] = {
 def build_app(state: AppState) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", healthz), Route("/readyz", readyz)]
     if "scheduler" in state.extra:
-        routes += workflow_routes() + artifact_routes() + sync_routes() + event_source_routes() + sensor_routes()
+        routes += workflow_routes() + node_routes() + artifact_routes() + sync_routes() + event_source_routes() + sensor_routes()
         routes += event_stream_routes() + archived_routes()
     routes += auth_routes() + info_routes()
     routes.append(openapi_route(routes))  # lists the routes above, not the webhooks' catch-all below

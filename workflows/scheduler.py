@@ -510,6 +510,11 @@ class Scheduler:
         nodes = dict(run.nodes) if run is not None else await self.store.load_nodes(record.uid)
         return record, nodes
 
+    def live_progress(self, uid: str) -> str | None:
+        """``status.progress`` of a workflow being run (finished ones keep theirs in the store)."""
+        run = self.runs.get(uid)
+        return progress(run.nodes) if run is not None else None
+
     async def delete(self, namespace: str, name: str) -> None:
         record = await self.store.get_workflow(namespace, name)
         if record is None:

@@ -9,7 +9,7 @@ from workflows.lifecycle import progress
 from workflows.status import NodeStatus
 from workflows.store import ResourceRecord, WorkflowRecord
 
-__all__ = ["resource_json", "select_fields", "workflow_fields", "workflow_json", "workflow_list_fields"]
+__all__ = ["node_json", "resource_json", "select_fields", "workflow_fields", "workflow_json", "workflow_list_fields"]
 
 
 def _ts(value: Any) -> str | None:
@@ -21,7 +21,7 @@ def _ts(value: Any) -> str | None:
     return str(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
-def _node_json(node: NodeStatus) -> dict[str, Any]:
+def node_json(node: NodeStatus) -> dict[str, Any]:
     out = node.to_json()
     for key, value in (("startedAt", node.started_at), ("finishedAt", node.finished_at)):
         if value is not None:
@@ -41,7 +41,7 @@ def workflow_json(record: WorkflowRecord, nodes: dict[str, NodeStatus] | None) -
     if record.status.get("outputs"):
         status["outputs"] = record.status["outputs"]
     if nodes is not None:
-        status["nodes"] = {nid: _node_json(node) for nid, node in nodes.items()}
+        status["nodes"] = {nid: node_json(node) for nid, node in nodes.items()}
     if record.status.get("storedTemplates"):
         status["storedTemplates"] = record.status["storedTemplates"]
     return {

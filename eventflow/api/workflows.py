@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from eventflow.api.errors import ApiError
+from eventflow.api.nodes import compress_nodes, max_workflow_size, node_filter
 from eventflow.api.selectors import SelectorError, parse_label_selector
 from eventflow.api.shapes import resource_json, workflow_fields, workflow_json, workflow_list_fields
 from workflows.cron import CronError, parse_cron
@@ -187,9 +188,14 @@ async def get_workflow(request: Request) -> JSONResponse:
             raise WorkflowNotFound(p["namespace"], p["name"])  # the same 404 as every other path
         body = workflow_json(record, None)
         body["status"]["nodeCounts"] = await scheduler.store.count_nodes(record.uid)
+        if body["status"].get("progress") is None:
+            body["status"]["progress"] = scheduler.live_progress(record.uid)
         return JSONResponse(workflow_fields(body, fields))
     record, nodes = await scheduler.get(p["namespace"], p["name"])
-    return JSONResponse(workflow_fields(workflow_json(record, nodes), fields))
+    body = workflow_json(record, nodes)
+    if request.query_params.get("compressedNodes") in ("true", "1"):
+        compress_nodes(body["status"], max_workflow_size())  # Argo's stored form, for clients that read it
+    return JSONResponse(workflow_fields(body, fields))
 
 
 async def delete_workflow(request: Request) -> JSONResponse:
@@ -218,14 +224,14 @@ async def act_on_workflow(request: Request) -> JSONResponse:
         case "resume":
             selector = body.get("nodeFieldSelector") or ""
             record = await scheduler.resume(
-                p["namespace"], p["name"], node_filter=_node_filter(selector), parameters=_output_parameters(body)
+                p["namespace"], p["name"], node_filter=node_filter(selector), parameters=_output_parameters(body)
             )
         case "set":
             selector = body.get("nodeFieldSelector") or ""
             if not selector:
                 raise ApiError(400, "set: nodeFieldSelector is required")
             record = await scheduler.set_node_outputs(
-                p["namespace"], p["name"], node_filter=_node_filter(selector), parameters=_output_parameters(body)
+                p["namespace"], p["name"], node_filter=node_filter(selector), parameters=_output_parameters(body)
             )
         case "retry":
             record = await scheduler.retry(p["namespace"], p["name"])
@@ -249,20 +255,6 @@ def _output_parameters(body: dict[str, Any]) -> dict[str, str]:
     if not isinstance(values, dict):
         raise ApiError(400, "outputParameters: not a JSON object of name -> value")
     return {str(k): str(v) for k, v in values.items()}
-
-
-def _node_filter(selector: str) -> Any:
-    """Argo's nodeFieldSelector subset: ``displayName=X``, ``name=X``, ``id=X``, ``templateName=X``."""
-    if not selector:
-        return None
-    wanted: list[tuple[str, str]] = []
-    for part in selector.split(","):
-        key, sep, value = part.partition("=")
-        if not sep or key not in ("displayName", "name", "id", "templateName"):
-            raise ApiError(400, f"unsupported nodeFieldSelector {part!r}; use displayName=, name=, id= or templateName=")
-        wanted.append((key, value))
-    attr = {"displayName": "display_name", "name": "name", "id": "id", "templateName": "template_name"}
-    return lambda node: all(getattr(node, attr[k]) == v for k, v in wanted)
 
 
 async def lint_workflow(request: Request) -> JSONResponse:

@@ -202,6 +202,9 @@ def cmd_get(args: argparse.Namespace) -> int:
         _emit(client.request("GET", path), args.output)
         return 0
     brief = client.request("GET", path, params={"fields": "-status.nodes"})
+    if args.phase or args.node_field_selector:
+        print(f"{summary(brief)}\n\n{_node_table(client, path, args)}")
+        return 0
     counts: dict[str, int] = brief.get("status", {}).get("nodeCounts") or {}
     if sum(counts.values()) > TREE_LIMIT and not args.nodes:
         by_phase = ", ".join(f"{phase} {n}" for phase, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -210,6 +213,24 @@ def cmd_get(args: argparse.Namespace) -> int:
     wf = client.request("GET", path)
     print(summary(wf) + "\n\n" + node_tree(wf))
     return 0
+
+
+def _node_table(client: ApiClient, path: str, args: argparse.Namespace) -> str:
+    """The selected nodes, read a page at a time (a 10,000-node workflow is never fetched whole)."""
+    query = {"phase": args.phase or "", "nodeFieldSelector": args.node_field_selector or "", "listOptions.limit": "1000"}
+    rows: list[tuple[str, ...]] = []
+    while True:
+        page = client.request("GET", f"{path}/nodes", params=query)
+        for n in page["items"]:
+            rows.append((n.get("displayName", ""), n["id"], n.get("type", ""), n.get("phase", ""),
+                         duration(n.get("startedAt"), n.get("finishedAt")), n.get("message", "")))  # fmt: skip
+        token = page["metadata"].get("continue")
+        if not token:
+            break
+        query["listOptions.continue"] = token
+    if not rows:
+        return "No nodes match."
+    return table(rows, ("STEP", "ID", "TYPE", "PHASE", "DURATION", "MESSAGE")) + f"\n\n{len(rows)} nodes"
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -380,6 +401,10 @@ def register(commands: Any) -> None:
     p.add_argument("name")
     p.add_argument("-o", "--output", choices=["json", "yaml", "name"])
     p.add_argument("--nodes", action="store_true", help=f"list every node even when there are more than {TREE_LIMIT}")
+    p.add_argument("--phase", help="list only the nodes in these phases, e.g. Failed,Error")
+    p.add_argument(
+        "--node-field-selector", metavar="SELECTOR", help="list only matching nodes, e.g. templateName=build,phase!=Succeeded"
+    )
     add_client_flags(p)
     p.set_defaults(run=cmd_get)
 

@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -349,6 +349,20 @@ class WorkflowStore:
         rows = await self._db.read(lambda conn: conn.execute(query).all())
         loaded = (NodeStatus.model_validate(row.data) for row in rows)
         return {n.id: n for n in loaded}
+
+    async def page_nodes(
+        self, uid: str, *, phases: Collection[str] | None = None, after: str | None = None, limit: int = 500
+    ) -> list[NodeStatus]:
+        """Up to ``limit`` nodes in node-id order, after the id ``after``: a page costs an index range,
+        however many nodes the workflow has."""
+        query = sa.select(nodes.c.data).where(nodes.c.workflow_uid == uid)
+        if phases:
+            query = query.where(nodes.c.phase.in_(list(phases)))
+        if after:
+            query = query.where(nodes.c.node_id > after)
+        query = query.order_by(nodes.c.node_id).limit(limit)
+        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        return [NodeStatus.model_validate(row.data) for row in rows]
 
     async def count_nodes(self, uid: str) -> dict[str, int]:
         query = (
