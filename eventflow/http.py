@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -30,7 +31,7 @@ from eventflow.auth import routes as auth_routes
 from eventflow.database import ping
 from workflows.errors import LintError
 from workflows.scheduler import InvalidNodeUpdate, WorkflowNotActive, WorkflowNotFound
-from workflows.store import AlreadyExists
+from workflows.store import AlreadyExists, store_outage
 
 __all__ = ["AppState", "build_app"]
 
@@ -75,10 +76,22 @@ async def _db_check(state: AppState) -> dict[str, Any]:
     return {"ok": True} if reason is None else {"ok": False, "reason": reason}
 
 
+def _scheduler_check(state: AppState) -> dict[str, Any] | None:
+    scheduler = state.extra.get("scheduler")
+    if scheduler is None:
+        return None
+    if scheduler.store_unavailable is not None:
+        return {"ok": False, "reason": f"paused: workflow transitions cannot be stored ({scheduler.store_unavailable})"}
+    return {"ok": True}
+
+
 async def readyz(request: Request) -> JSONResponse:
     state: AppState = request.app.state.eventflow
     bus, db = await asyncio.gather(_bus_check(state), _db_check(state))
     checks = {"bus": bus, "database": db}
+    scheduler = _scheduler_check(state)
+    if scheduler is not None:
+        checks["scheduler"] = scheduler
     ready = all(c["ok"] for c in checks.values())
     return JSONResponse(
         {"status": "ready" if ready else "unavailable", "checks": checks},
@@ -96,6 +109,14 @@ async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
 
 async def server_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"code": 13, "message": "internal error; see the server log"}, status_code=500)
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """The store is down or read-only: 503, so clients know to retry, and nothing was accepted."""
+    reason = store_outage(exc)
+    if reason is None:
+        return await server_error(request, exc)
+    return JSONResponse({"code": 14, "message": f"the store is unavailable ({reason}); try again later"}, status_code=503)
 
 
 async def api_error(request: Request, exc: Exception) -> JSONResponse:
@@ -117,6 +138,8 @@ DOMAIN_ERRORS: dict[Any, Any] = {
     InvalidNodeUpdate: _status_of(400),
     AlreadyExists: _status_of(409),
     LintError: _status_of(400),
+    DBAPIError: database_error,
+    ConnectionError: database_error,
 }
 
 

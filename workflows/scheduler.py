@@ -47,7 +47,7 @@ from workflows.quantities import parse_cpu, parse_memory
 from workflows.retention import ArchivePolicy, RetentionSweeper
 from workflows.status import NodePhase, NodeStatus, NodeType, WorkflowPhase, now
 from workflows.status import node_id as make_node_id
-from workflows.store import ResourceRecord, WorkflowRecord, WorkflowStore
+from workflows.store import OutboxEvent, ResourceRecord, WorkflowRecord, WorkflowStore, store_outage
 from workflows.submit import SubmitOptions, prepare
 from workflows.sync import POSTPONED_MESSAGE, LockRequest, SyncManager, Throttler, lock_requests
 
@@ -163,6 +163,7 @@ class Scheduler:
         self._launched: dict[str, set[str]] = {}
         self._leaf_tasks: dict[str, asyncio.Task[None]] = {}
         self._wanted: dict[str, None] = {}  # ordered set of uids to walk
+        self.store_unavailable: str | None = None  # why transitions cannot be stored now (for /readyz)
         # uid -> (monotonic time before which it is not walked again, the timer that walks it then)
         self._rested: dict[str, float] = {}
         self._deferred: dict[str, asyncio.TimerHandle] = {}
@@ -269,7 +270,11 @@ class Scheduler:
                     await self._walk(run)
                 except Exception:
                     log.exception("walking workflow %s/%s failed", run.record.namespace, run.name)
-                    await self._fail(run, WorkflowPhase.ERROR, "internal error while operating the workflow; see the server log")
+                    try:
+                        await self._fail(run, WorkflowPhase.ERROR, "internal error while operating the workflow; see the server log")
+                    except Exception:  # the loop must outlive any one workflow
+                        log.exception("could not record the failure of workflow %s/%s", run.record.namespace, run.name)
+                        self._forget(uid)
                 self._rest_after(uid, began)
 
     async def _publish_loop(self) -> None:
@@ -780,7 +785,7 @@ class Scheduler:
         for launch in launches:
             self._start_leaf(run, launch, committed)
         try:
-            await self.store.commit(record.uid, workflow=changes or None, node_updates=run.take_dirty(), events=events)
+            await self._commit(record.uid, workflow=changes or None, node_updates=run.take_dirty(), events=events)
         except Exception as exc:
             if launches:
                 committed.set_exception(exc)
@@ -1154,12 +1159,45 @@ class Scheduler:
         stamp = self.clock()
         record.phase, record.message, record.finished_at = phase, message, stamp
         events = [lifecycle_event(self.subjects, record, phase, run.nodes)]
-        await self.store.commit(
+        await self._commit(
             record.uid, workflow={"phase": phase, "message": message, "finished_at": stamp}, node_updates=run.take_dirty(), events=events
         )
         self._publish_wake.set()
         self._forget(record.uid)
         self.retention.finished(record)
+
+    async def _commit(
+        self,
+        uid: str,
+        *,
+        workflow: dict[str, Any] | None,
+        node_updates: list[NodeStatus],
+        events: list[OutboxEvent],
+    ) -> None:
+        """Store one transition, waiting out a store outage (database gone, read-only, disk full).
+
+        While it waits no workflow advances: the leaves this transition starts are gated on it, the
+        results that arrive stay in memory (and in their saved result files) for the next walk, and
+        ``store_unavailable`` says why for /readyz. Errors the store would repeat are raised.
+        """
+        delay = 0.05
+        while True:
+            try:
+                await self.store.commit(uid, workflow=workflow, node_updates=node_updates, events=events)
+            except Exception as exc:
+                reason = store_outage(exc) or await self.store.ping()
+                if reason is None:
+                    raise
+                if self.store_unavailable is None:
+                    log.error("the store is unavailable (%s): workflows wait until it answers; nothing is lost", reason)
+                self.store_unavailable = reason
+                await asyncio.sleep(delay)  # backing off between attempts, not waiting for a state
+                delay = min(delay * 2, 2.0)
+                continue
+            if self.store_unavailable is not None:
+                log.warning("the store answers again: workflows go on")
+                self.store_unavailable = None
+            return
 
 
 def resubmission(name: str, manifest: dict[str, Any]) -> Workflow:

@@ -53,7 +53,7 @@ def test_serve_embedded_ready_within_5s_and_ctrl_c_exits_clean(tmp_path: Path, s
     eventually_sync(lambda: _ready(url) == 200, timeout=5, what="/readyz 200")
     assert time.monotonic() - began < 5
     body = httpx.get(f"{url}/readyz").json()
-    assert body == {"status": "ready", "checks": {"bus": {"ok": True}, "database": {"ok": True}}}
+    assert body == {"status": "ready", "checks": {"bus": {"ok": True}, "database": {"ok": True}, "scheduler": {"ok": True}}}
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
     nats_pid = int(server.wait_for(r"embedded nats-server pid=(\d+)").group(1))
     assert pid_alive(nats_pid)

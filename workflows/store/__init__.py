@@ -8,6 +8,7 @@ from workflows.store.repository import (
     ResourceRecord,
     WorkflowRecord,
     WorkflowStore,
+    store_outage,
 )
 
-__all__ = ["AlreadyExists", "ArchivedRecord", "FiringRecord", "OutboxEvent", "ResourceRecord", "WorkflowRecord", "WorkflowStore"]
+__all__ = ["AlreadyExists", "ArchivedRecord", "FiringRecord", "OutboxEvent", "ResourceRecord", "WorkflowRecord", "WorkflowStore", "store_outage"]

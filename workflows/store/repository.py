@@ -200,6 +200,20 @@ def _close_sqlite(engine: sa.Engine, thread: concurrent.futures.ThreadPoolExecut
     thread.shutdown(wait=True)
 
 
+def store_outage(exc: BaseException) -> str | None:
+    """Why ``exc`` means the database cannot be written now (gone, refusing connections, read-only,
+    disk full), as opposed to a statement that would fail again however often it is retried."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        transient = exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+        text = str(exc.orig if exc.orig is not None else exc)
+        if transient or "not currently accepting connections" in text or "terminating connection" in text:
+            return f"{type(exc.orig or exc).__name__}: {text.splitlines()[0][:200] if text else ''}"
+        return None
+    if isinstance(exc, OSError | TimeoutError | sa.exc.DisconnectionError):
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    return None
+
+
 class WorkflowStore:
     """Async access to workflows, nodes, stored resources and the lifecycle outbox."""
 
@@ -218,6 +232,14 @@ class WorkflowStore:
 
     async def migrate(self) -> None:
         await self._db.write(migrate)
+
+    async def ping(self) -> str | None:
+        """None when the database answers a read, else why it does not."""
+        try:
+            await self._db.read(lambda conn: conn.execute(sa.text("SELECT 1")).all())
+        except Exception as exc:  # noqa: BLE001 - any failure is the answer
+            return store_outage(exc) or f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        return None
 
     # -- workflows --------------------------------------------------------------------------
 
@@ -564,4 +586,7 @@ def _archived_where(query: Any, namespace: str | None, name_prefix: str | None, 
 
 def _add_events(conn: sa.Connection, events: Sequence[OutboxEvent]) -> None:
     if events:
-        conn.execute(outbox.insert(), [e.model_dump(exclude={"seq"}) for e in events])
+        # A transition retried after a lost connection may already have committed: its events
+        # (unique ids) are not inserted twice.
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(insert(outbox).on_conflict_do_nothing(index_elements=["id"]), [e.model_dump(exclude={"seq"}) for e in events])
