@@ -30,7 +30,7 @@ from eventflow.auth import AuthMiddleware, TokenStore
 from eventflow.auth import routes as auth_routes
 from eventflow.database import ping
 from workflows.errors import LintError
-from workflows.scheduler import InvalidNodeUpdate, WorkflowNotActive, WorkflowNotFound
+from workflows.scheduler import InvalidNodeUpdate, NotLeader, WorkflowNotActive, WorkflowNotFound
 from workflows.store import AlreadyExists, store_outage
 
 __all__ = ["AppState", "build_app"]
@@ -80,6 +80,9 @@ def _scheduler_check(state: AppState) -> dict[str, Any] | None:
     scheduler = state.extra.get("scheduler")
     if scheduler is None:
         return None
+    if not scheduler.leading:
+        # Ready: a standby serves the API and stores submissions; the leader runs them.
+        return {"ok": True, "standby": True, "leader": scheduler.leader}
     if scheduler.store_unavailable is not None:
         return {"ok": False, "reason": f"paused: workflow transitions cannot be stored ({scheduler.store_unavailable})"}
     return {"ok": True}
@@ -138,6 +141,7 @@ DOMAIN_ERRORS: dict[Any, Any] = {
     InvalidNodeUpdate: _status_of(400),
     AlreadyExists: _status_of(409),
     LintError: _status_of(400),
+    NotLeader: _status_of(503),
     DBAPIError: database_error,
     ConnectionError: database_error,
 }

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Protocol
 
 import uvicorn
@@ -18,12 +18,15 @@ from sensors.workflow_events import reserved_name_problem
 from sources.runtime import SourceRuntime
 from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
+from workflows.lease import SchedulerLease
 from workflows.scheduler import Scheduler
 from workflows.store import WorkflowStore
 
 __all__ = ["HttpRole", "Role", "SchedulerRole", "SensorsRole", "SourcesRole"]
 
 log = logging.getLogger("eventflow")
+
+ADOPT_EVERY_SECONDS = 1.0  # how soon the leader runs what a standby stored
 
 
 class Role(Protocol):
@@ -83,26 +86,98 @@ class HttpRole:
 
 
 class SchedulerRole:
-    """The built-in workflow scheduler: recovers unfinished workflows, then runs them."""
+    """The built-in workflow scheduler: recovers unfinished workflows, then runs them.
+
+    With a lease (always, from ``serve``), only the server holding it runs the scheduler and the
+    CronWorkflows; the others wait as standbys and take over when it stops renewing. A leader that
+    loses the lease calls ``on_lost`` (the server exits) rather than run beside the new one.
+    """
 
     name = "scheduler"
 
-    def __init__(self, scheduler: Scheduler, executor: LocalExecutor, cron: CronRunner) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        executor: LocalExecutor,
+        cron: CronRunner,
+        *,
+        lease: SchedulerLease | None = None,
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
         self.scheduler = scheduler
         self.executor = executor
         self.cron = cron
+        self.lease = lease
+        self.on_lost = on_lost
+        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if not self.executor.private_fs:
             log.warning("steps share the host filesystem: no private /tmp per step (needs Linux, root and overlayfs)")
-        await self.scheduler.start()
+        if self.lease is None or await self.lease.try_take():
+            await self._lead()
+            return
+        self.scheduler.standby(self.lease.held_by)
+        log.info(
+            "standby: the scheduler runs on %s (its lease runs to %s); this server stores what is submitted to it",
+            self.lease.held_by, self.lease.expires_at,
+        )  # fmt: skip
+        self._task = asyncio.create_task(self._wait_to_lead(), name="scheduler-standby")
+
+    async def _lead(self) -> None:
+        await self.scheduler.start(adopt_every=ADOPT_EVERY_SECONDS if self.lease is not None else None)
         await self.cron.start()
         log.info("scheduler started (%d unfinished workflow(s) recovered)", len(self.scheduler.runs))
+        if self.lease is not None:
+            self._task = asyncio.create_task(self._keep_lease(), name="scheduler-lease")
+
+    async def _wait_to_lead(self) -> None:
+        assert self.lease is not None
+        while True:
+            await asyncio.sleep(self.lease.renew_every)  # the lease's renewal period
+            try:
+                won = await self.lease.try_take()
+            except Exception as exc:  # noqa: BLE001 - a standby keeps trying
+                log.warning("standby: could not check the scheduler lease: %s", exc)
+                continue
+            if won:
+                log.warning("took over the scheduler lease (it was %s's)", self.scheduler.leader)
+                await self._lead()
+                return
+            self.scheduler.standby(self.lease.held_by)
+
+    async def _keep_lease(self) -> None:
+        assert self.lease is not None
+        while True:
+            await asyncio.sleep(self.lease.renew_every)
+            try:
+                if await self.lease.try_take():
+                    continue
+                reason = f"the scheduler lease was taken over by {self.lease.held_by}"
+            except Exception as exc:  # noqa: BLE001 - survivable until the lease could have run out
+                if self.lease.still_mine():
+                    log.warning("could not renew the scheduler lease (%s); retrying", exc)
+                    continue
+                reason = f"the scheduler lease ran out before it could be renewed ({exc})"
+            # Another server may be running these workflows now: stop rather than run them twice.
+            if self.on_lost is not None:
+                self.on_lost(reason)
+            return
 
     async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
         await self.cron.stop()
+        leading = self.scheduler.leading
         await self.scheduler.stop()
         self.executor.close()
+        if self.lease is not None and leading and self.lease.still_mine():
+            try:
+                await self.lease.release()  # a standby takes over now, not when the lease runs out
+            except Exception as exc:  # noqa: BLE001 - it runs out by itself
+                log.warning("could not release the scheduler lease: %s", exc)
 
 
 class SourcesRole:

@@ -34,6 +34,7 @@ from sources.secrets import Secrets
 from workflows.artifacts.repositories import Repositories
 from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
+from workflows.lease import SchedulerLease, holder_name
 from workflows.scheduler import Scheduler
 from workflows.store import FiringRecord, WorkflowStore
 from workflows.sync import Throttler
@@ -174,7 +175,8 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
             extra["sensors"] = sensors
         state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra, tokens=tokens)
         if "scheduler" in config.roles:
-            roles.append(SchedulerRole(scheduler, executor, cron))
+            lease = SchedulerLease(store, holder_name(data_dir))
+            roles.append(SchedulerRole(scheduler, executor, cron, lease=lease, on_lost=lambda why: shutdown.request(1, why)))
         if "sources" in config.roles:
             roles.append(SourcesRole(runtime, store))
         if "sensors" in config.roles:

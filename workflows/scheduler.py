@@ -79,6 +79,16 @@ class WorkflowNotActive(ValueError):
         super().__init__(f"workflow {namespace}/{name} is {phase} and cannot be {verb}")
 
 
+class NotLeader(RuntimeError):
+    """This server is a standby: the workflow runs on the server that holds the scheduler lease."""
+
+    def __init__(self, leader: str | None) -> None:
+        self.leader = leader
+        super().__init__(
+            f"this server is a standby: the scheduler runs on {leader or 'another server'}; send the request there"
+        )
+
+
 MEMO_LABEL = "workflows.argoproj.io/configmap-type"
 
 
@@ -164,6 +174,11 @@ class Scheduler:
         self._leaf_tasks: dict[str, asyncio.Task[None]] = {}
         self._wanted: dict[str, None] = {}  # ordered set of uids to walk
         self.store_unavailable: str | None = None  # why transitions cannot be stored now (for /readyz)
+        # Several servers on one database: only the lease holder runs workflows (see workflows/lease.py).
+        self.leading = False
+        self.leader: str | None = None  # who does, as far as a standby knows
+        self._loading: set[str] = set()  # uids being submitted here: not to be adopted meanwhile
+        self._adopt_task: asyncio.Task[None] | None = None
         # uid -> (monotonic time before which it is not walked again, the timer that walks it then)
         self._rested: dict[str, float] = {}
         self._deferred: dict[str, asyncio.TimerHandle] = {}
@@ -187,9 +202,19 @@ class Scheduler:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def standby(self, leader: str | None) -> None:
+        """Run nothing: another server holds the scheduler lease. Submissions are stored for it."""
+        self.leader = leader
+
+    async def start(self, *, adopt_every: float | None = None) -> None:
+        """Recover the unfinished workflows and run them. ``adopt_every``: also pick up, that often,
+        workflows that other servers on this database stored (they are standbys)."""
+        self.leading = True
+        self.leader = None
         for record in await self.store.unfinished_workflows():
             await self._load(record, recovering=True)
+        if adopt_every is not None:
+            self._adopt_task = asyncio.create_task(self._adopt_loop(adopt_every), name="scheduler-adopt")
         self._loop_task = asyncio.create_task(self._loop(), name="scheduler")
         self._publish_task = asyncio.create_task(self._publish_loop(), name="lifecycle-publisher")
         self._limits_task = asyncio.create_task(self._limits_loop(), name="semaphore-limits")
@@ -201,7 +226,7 @@ class Scheduler:
         for timer in self._deferred.values():
             timer.cancel()
         self._deferred.clear()
-        for task in (self._loop_task, self._publish_task, self._limits_task):
+        for task in (self._adopt_task, self._loop_task, self._publish_task, self._limits_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -276,6 +301,30 @@ class Scheduler:
                         log.exception("could not record the failure of workflow %s/%s", run.record.namespace, run.name)
                         self._forget(uid)
                 self._rest_after(uid, began)
+
+    async def _adopt_loop(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)  # a polling period, not a wait for some state
+            try:
+                await self.adopt()
+            except Exception as exc:  # noqa: BLE001 - the next round tries again
+                log.warning("could not look for workflows stored by other servers: %s", exc)
+
+    async def adopt(self) -> int:
+        """Run the unfinished workflows that a standby stored (or retried); returns how many."""
+        adopted = 0
+        for uid in await self.store.unfinished_uids():
+            if uid in self.runs or uid in self._loading:
+                continue
+            record = await self.store.get_workflow_by_uid(uid)
+            if record is None or record.phase.done or uid in self.runs or uid in self._loading:
+                continue
+            await self._load(record, recovering=True)
+            log.info("adopted workflow %s/%s stored by another server", record.namespace, record.name)
+            adopted += 1
+        if adopted:
+            self._publish_wake.set()  # their lifecycle events were written there, for us to send
+        return adopted
 
     async def _publish_loop(self) -> None:
         while True:
@@ -502,8 +551,17 @@ class Scheduler:
         """Store and start a workflow. ``reuse``: nodes of an earlier run (``resubmit --memoized``)
         whose succeeded steps count as done here, under this workflow's node names."""
         record, _ = await prepare(workflow, self.store, options, file=file)
-        await self.store.create_workflow(record)
-        await self._load(record, recovering=False, reuse=reuse)
+        if not self.leading:
+            # Stored (and so accepted); the lease holder adopts it. Memoized reuse needs the nodes there.
+            await self.store.create_workflow(record)
+            log.info("stored workflow %s/%s for the scheduler on %s", record.namespace, record.name, self.leader)
+            return record
+        self._loading.add(record.uid)
+        try:
+            await self.store.create_workflow(record)
+            await self._load(record, recovering=False, reuse=reuse)
+        finally:
+            self._loading.discard(record.uid)
         log.info("submitted workflow %s/%s", record.namespace, record.name)
         return record
 
@@ -524,6 +582,8 @@ class Scheduler:
         record = await self.store.get_workflow(namespace, name)
         if record is None:
             raise WorkflowNotFound(namespace, name)
+        if not self.leading and not record.phase.done:
+            raise NotLeader(self.leader)  # its processes run there
         await self._kill_leaves(record.uid)
         run = self.runs.get(record.uid)
         nodes = run.nodes if run is not None else await self.store.load_nodes(record.uid)
@@ -558,6 +618,8 @@ class Scheduler:
         if record is None:
             raise WorkflowNotFound(namespace, name)
         run = self.runs.get(record.uid)
+        if run is None and not record.phase.done and not self.leading:
+            raise NotLeader(self.leader)  # its processes run there
         if run is None or record.phase.done:
             return record
         run.record.status["shutdown"] = strategy
@@ -595,6 +657,8 @@ class Scheduler:
             raise WorkflowNotFound(namespace, name)
         run = self.runs.get(record.uid)
         if run is None:
+            if not self.leading and not record.phase.done:
+                raise NotLeader(self.leader)
             raise WorkflowNotActive(namespace, name, record.phase.value)
         return run
 
@@ -684,7 +748,8 @@ class Scheduler:
             replace_nodes=True,
         )
         self._publish_wake.set()
-        await self._load(record, recovering=True)
+        if self.leading:  # else the lease holder adopts it
+            await self._load(record, recovering=True)
         return record
 
     async def resubmit(

@@ -7,7 +7,7 @@ import concurrent.futures
 import uuid
 import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workflows.errors import WorkflowError
 from workflows.status import NodeStatus, WorkflowPhase, now
-from workflows.store.schema import archived, firings, migrate, nodes, outbox, resources, workflows
+from workflows.store.schema import archived, firings, leases, migrate, nodes, outbox, resources, workflows
 
 __all__ = ["AlreadyExists", "ArchivedRecord", "FiringRecord", "OutboxEvent", "ResourceRecord", "WorkflowRecord", "WorkflowStore"]
 
@@ -153,6 +153,7 @@ class _UnitOfWork:
         self._sync: sa.Engine | None = None
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._write_lock = asyncio.Lock()
         if self.sqlite:
             url = engine.url.set(drivername="sqlite")
             self._sync = sa.create_engine(
@@ -165,7 +166,9 @@ class _UnitOfWork:
     async def write(self, work: Callable[[sa.Connection], T]) -> T:
         """``work`` in a transaction, committed before this returns."""
         if self._sync is None:
-            async with self.engine.begin() as conn:
+            # Postgres: writes commit in call order, as SQLite's one thread does (the scheduler's
+            # transitions of one workflow must not overtake each other); reads wait for them below.
+            async with self._write_lock, self.engine.begin() as conn:
                 return await conn.run_sync(work)
         sync = self._sync
 
@@ -177,6 +180,8 @@ class _UnitOfWork:
 
     async def read(self, work: Callable[[sa.Connection], T]) -> T:
         if self._sync is None:
+            async with self._write_lock:  # a read sees every write called before it, as on SQLite
+                pass
             async with self.engine.connect() as conn:
                 return await conn.run_sync(work)
         sync = self._sync
@@ -232,6 +237,32 @@ class WorkflowStore:
 
     async def migrate(self) -> None:
         await self._db.write(migrate)
+
+    async def take_lease(self, name: str, holder: str, seconds: float) -> tuple[str, datetime]:
+        """Take or renew the lease ``name`` for ``holder`` if it is free, expired or already its own;
+        returns who holds it and until when. One statement, so two servers cannot both win."""
+        at = now()
+        until = at + timedelta(seconds=seconds)
+
+        def work(conn: sa.Connection) -> tuple[str, datetime]:
+            insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+            stmt = insert(leases).values(name=name, holder=holder, expires_at=until)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["name"],
+                set_={"holder": holder, "expires_at": until},
+                where=(leases.c.expires_at < at) | (leases.c.holder == holder),
+            )
+            conn.execute(stmt)
+            row = conn.execute(sa.select(leases.c.holder, leases.c.expires_at).where(leases.c.name == name)).one()
+            return row.holder, _utc(row.expires_at) or until
+
+        return await self._db.write(work)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up at once (a clean shutdown), if ``holder`` still holds it."""
+        await self._db.write(
+            lambda conn: conn.execute(leases.delete().where(leases.c.name == name, leases.c.holder == holder))
+        )
 
     async def ping(self) -> str | None:
         """None when the database answers a read, else why it does not."""
@@ -292,6 +323,10 @@ class WorkflowStore:
             if limit and len(out) >= limit:
                 break
         return out
+
+    async def unfinished_uids(self) -> list[str]:
+        query = sa.select(workflows.c.uid).where(workflows.c.phase.in_([WorkflowPhase.PENDING.value, WorkflowPhase.RUNNING.value]))
+        return list(await self._db.read(lambda conn: conn.execute(query).scalars().all()))
 
     async def unfinished_workflows(self) -> list[WorkflowRecord]:
         return await self.list_workflows(phases=[WorkflowPhase.PENDING, WorkflowPhase.RUNNING])

@@ -105,6 +105,15 @@ sa.Index("ef_archived_created", archived.c.created_at)
 sa.Index("ef_archived_finished", archived.c.finished_at)
 sa.Index("ef_archived_name", archived.c.name)  # name prefixes, as a range
 
+leases = sa.Table(
+    "ef_leases",
+    metadata,
+    # Who holds what until when: one scheduler among the servers that share this database.
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 schema_version = sa.Table(
     "ef_schema_version",
     metadata,
@@ -125,13 +134,20 @@ def _v3(conn: Connection) -> None:
     archived.create(conn, checkfirst=True)
 
 
+def _v4(conn: Connection) -> None:
+    leases.create(conn, checkfirst=True)
+
+
 # Append-only: a released migration is never edited, a new one is added.
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def migrate(conn: Connection) -> int:
     """Bring the schema to :data:`SCHEMA_VERSION`; returns the version found before."""
+    if conn.dialect.name == "postgresql":
+        # Servers started together on one database migrate one after the other, not into each other.
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(7411)"))
     schema_version.create(conn, checkfirst=True)
     current = conn.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
     for version, step in MIGRATIONS:

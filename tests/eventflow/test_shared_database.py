@@ -1,0 +1,162 @@
+"""Two servers on one Postgres database: one scheduler lease, no workflow run twice, no rows lost;
+the standby stores what is submitted to it, and takes over when the leader stops."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.support.poll import eventually_sync
+from tests.support.server_proc import ServerProcess, start_ready
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+PER_SERVER = 8
+
+
+def _admin(server_url: str, statement: str) -> None:
+    async def run() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(server_url, timeout=10)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def shared_db(pg_url: str) -> Iterator[str]:
+    admin = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"ef_shared_{uuid.uuid4().hex[:10]}"
+    _admin(admin, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _workflow(gate: Path, tag: str) -> dict[str, Any]:
+    def step(name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "container": {
+                "image": "alpine",
+                "command": ["sh", "-c", f"echo {{{{workflow.name}}}}/{name} >> /gate/ran"],
+                "volumeMounts": [{"name": "gate", "mountPath": "/gate"}],
+            },
+        }
+
+    return {
+        "metadata": {"generateName": f"{tag}-"},
+        "spec": {
+            "entrypoint": "main",
+            "volumes": [{"name": "gate", "hostPath": {"path": str(gate), "type": "Directory"}}],
+            "templates": [
+                {
+                    "name": "main",
+                    "steps": [
+                        [{"name": "a", "template": "a"}, {"name": "b", "template": "b"}],
+                        [{"name": "c", "template": "c"}],
+                    ],
+                },
+                step("a"),
+                step("b"),
+                step("c"),
+            ],
+        },
+    }
+
+
+def _submit(server: ServerProcess, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{server.base_url}/api/v1/workflows/default", json={"workflow": body}, timeout=30)
+
+
+def _phases(server: ServerProcess) -> dict[str, str]:
+    items = httpx.get(f"{server.base_url}/api/v1/workflows/default", timeout=30).json()["items"] or []
+    return {w["metadata"]["name"]: w["status"].get("phase", "") for w in items}
+
+
+def test_one_scheduler_runs_every_workflow_once_and_a_standby_takes_over(
+    shared_db: str, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    first = start_ready(tmp_path / "first", "--db", shared_db)
+    second: ServerProcess | None = None
+    try:
+        first.wait_for(r"scheduler started")
+        second = start_ready(tmp_path / "second", "--db", shared_db)
+        second.wait_for(r"standby: the scheduler runs on \S+")
+        ready = httpx.get(f"{second.base_url}/readyz", timeout=30).json()["checks"]["scheduler"]
+        assert ready["ok"] and ready["standby"] and str(tmp_path / "first") in ready["leader"]
+
+        names = []
+        for i in range(PER_SERVER):  # interleaved, so both write to the tables at once
+            for server, tag in ((first, "lead"), (second, "standby")):
+                created = _submit(server, _workflow(gate, f"{tag}{i}"))
+                assert created.status_code == 200, created.text
+                names.append(created.json()["metadata"]["name"])
+
+        def all_succeeded() -> bool:
+            phases = _phases(second)
+            return len(phases) == len(names) and set(phases.values()) == {"Succeeded"}
+
+        eventually_sync(all_succeeded, timeout=120, what="every workflow, from either server, Succeeded")
+        assert _phases(first) == _phases(second)
+        ran = (gate / "ran").read_text().split()
+        assert sorted(ran) == sorted(f"{n}/{s}" for n in names for s in "abc")  # each step once, none lost
+        assert "adopted workflow" in first.output and "adopted workflow" not in second.output
+
+        # The standby refuses what only the scheduler can do to a running workflow, naming where it runs.
+        waiting = _workflow(gate, "waiting")
+        waiting["spec"]["templates"][1]["container"]["command"] = [
+            "sh",
+            "-c",
+            "while [ ! -f /gate/open ]; do sleep 0.02; done",
+        ]
+        created = _submit(second, waiting)
+        assert created.status_code == 200, created.text
+        held = created.json()["metadata"]["name"]
+        eventually_sync(
+            lambda: _phases(first).get(held) == "Running", timeout=30, what="the leader to run it"
+        )
+        refused = httpx.put(
+            f"{second.base_url}/api/v1/workflows/default/{held}/terminate", json={}, timeout=30
+        )
+        assert refused.status_code == 503 and "standby" in refused.json()["message"], refused.text
+        assert str(tmp_path / "first") in refused.json()["message"]
+        stopped = httpx.put(
+            f"{first.base_url}/api/v1/workflows/default/{held}/terminate", json={}, timeout=30
+        )
+        assert stopped.status_code == 200, stopped.text
+        eventually_sync(
+            lambda: _phases(second).get(held) == "Failed", timeout=30, what="terminated on the leader"
+        )
+
+        # The leader stops: it gives the lease up and the standby takes over at once.
+        first.signal(signal.SIGTERM)
+        assert first.wait() == 0
+        second.wait_for(r"took over the scheduler lease", timeout=15)
+        created = _submit(second, _workflow(gate, "after"))
+        assert created.status_code == 200, created.text
+        late = created.json()["metadata"]["name"]
+        eventually_sync(
+            lambda: _phases(second).get(late) == "Succeeded", timeout=60, what="a workflow after the takeover"
+        )
+        ready = httpx.get(f"{second.base_url}/readyz", timeout=30).json()["checks"]["scheduler"]
+        assert ready == {"ok": True}
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
