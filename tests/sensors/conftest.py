@@ -1,5 +1,5 @@
-"""A sensor runtime on the real bus with a real SQLite store for its history (and, for workflow
-triggers, a real scheduler)."""
+"""A sensor runtime on the real bus with a real store for its history (SQLite, or Postgres with
+EVENTFLOW_TEST_DB=postgres) and, for workflow triggers, a real scheduler."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from eventbus import CloudEvent, ConsumerOptions, JetStreamBus
 from eventflow.database import open_engine
 from sensors.runtime import SensorRuntime
 from sources.secrets import Secrets
+from tests.support.database import async_database_url
 from tests.support.poll import eventually
 from tests.support.scheduler import running_scheduler
 from workflows.store import FiringRecord, WorkflowStore
@@ -95,20 +96,21 @@ class SensorHarness:
 @contextlib.asynccontextmanager
 async def sensor_harness(bus: JetStreamBus, tmp_path: Path, *, scheduler: Any = None, options: ConsumerOptions | None = None) -> AsyncIterator[SensorHarness]:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    engine = open_engine(f"sqlite:///{tmp_path / 'sensors.db'}")
-    # As in the server: with a scheduler, history and resources live in its store.
-    store = scheduler.store if scheduler is not None else WorkflowStore(engine)
-    await store.migrate()
-    context = {"scheduler": scheduler, "bus": bus, "resources": store, "secrets": Secrets(tmp_path / "secrets"), "resource_dir": tmp_path / "trigger-resources"}
-    runtime = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context=context, consumer_options=options)
-    await runtime.start()
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        # As in the server: with a scheduler, history and resources live in its store.
+        if scheduler is not None:
+            store = scheduler.store
+        else:
+            engine = open_engine(await stack.enter_async_context(async_database_url(tmp_path, "sensors")))
+            stack.push_async_callback(engine.dispose)
+            store = WorkflowStore(engine)
+            stack.callback(store.close)
+        await store.migrate()
+        context = {"scheduler": scheduler, "bus": bus, "resources": store, "secrets": Secrets(tmp_path / "secrets"), "resource_dir": tmp_path / "trigger-resources"}
+        runtime = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context=context, consumer_options=options)
+        await runtime.start()
+        stack.push_async_callback(runtime.close)
         yield SensorHarness(runtime, store, bus)
-    finally:
-        await runtime.close()
-        if scheduler is None:
-            store.close()
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from tests.sensors.conftest import (
     sensor_manifest,
     webhook_event,
 )
+from tests.support.database import async_database_url
 from tests.support.poll import eventually
 from tests.support.scheduler import running_scheduler
 from workflows.loader import load_file
@@ -432,33 +433,34 @@ def test_sensor_test_explains_the_loop_guard_and_builds_lifecycle_events_from_da
 
 
 async def test_event_source_named_workflows_is_refused_by_the_api(tmp_path: Path) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'api.db'}")
-    store = WorkflowStore(engine)
-    await store.migrate()
+    async with async_database_url(tmp_path, "api") as url:
+        engine = open_engine(url)
+        store = WorkflowStore(engine)
+        await store.migrate()
 
-    async def api_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.message)
+        async def api_error(request: Request, exc: Exception) -> JSONResponse:
+            assert isinstance(exc, ApiError)
+            return error_response(exc.status, exc.message)
 
-    app = Starlette(routes=event_source_routes(), exception_handlers={ApiError: api_error})
-    app.state.eventflow = SimpleNamespace(
-        extra={"scheduler": SimpleNamespace(store=store)}
-    )  # no sources role: validate only
-    source: dict[str, Any] = {
-        "metadata": {"name": "workflows"},
-        "spec": {"webhook": {"example": {"port": "12000", "endpoint": "/x", "method": "POST"}}},
-    }
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
-            refused = await client.post("/api/v1/event-sources/default", json={"eventSource": source})
-            source["metadata"]["name"] = "github"
-            accepted = await client.post("/api/v1/event-sources/default", json={"eventSource": source})
-        assert refused.status_code == 400
-        assert refused.json()["message"].startswith(
-            "metadata.name: 'workflows' is reserved: Sensors read eventSourceName: workflows from the workflow lifecycle events"
-        )
-        assert accepted.status_code == 200, accepted.text
-        assert [r.name for r in await store.list_resources("EventSource")] == ["github"]
-    finally:
-        store.close()
-        await engine.dispose()
+        app = Starlette(routes=event_source_routes(), exception_handlers={ApiError: api_error})
+        app.state.eventflow = SimpleNamespace(
+            extra={"scheduler": SimpleNamespace(store=store)}
+        )  # no sources role: validate only
+        source: dict[str, Any] = {
+            "metadata": {"name": "workflows"},
+            "spec": {"webhook": {"example": {"port": "12000", "endpoint": "/x", "method": "POST"}}},
+        }
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+                refused = await client.post("/api/v1/event-sources/default", json={"eventSource": source})
+                source["metadata"]["name"] = "github"
+                accepted = await client.post("/api/v1/event-sources/default", json={"eventSource": source})
+            assert refused.status_code == 400
+            assert refused.json()["message"].startswith(
+                "metadata.name: 'workflows' is reserved: Sensors read eventSourceName: workflows from the workflow lifecycle events"
+            )
+            assert accepted.status_code == 200, accepted.text
+            assert [r.name for r in await store.list_resources("EventSource")] == ["github"]
+        finally:
+            store.close()
+            await engine.dispose()

@@ -1,4 +1,5 @@
-"""A real scheduler for tests: SQLite store in a temp dir, the local executor, started and stopped."""
+"""A real scheduler for tests: the run's store (SQLite in a temp dir, or Postgres), the local executor,
+started and stopped."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from eventbus import JetStreamBus
 from eventflow.database import open_engine
+from tests.support.database import async_database_url
 from workflows.artifacts.repositories import Repositories
 from workflows.executor import LocalExecutor
 from workflows.models import TTLStrategy
@@ -26,16 +28,18 @@ async def running_scheduler(
     archive: ArchivePolicy | None = None,
     **executor_options: object,
 ) -> AsyncIterator[Scheduler]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    store = WorkflowStore(engine)
-    await store.migrate()
-    executor = LocalExecutor(tmp_path / "nodes", **executor_options)  # type: ignore[arg-type]
-    scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, default_ttl=default_ttl, archive=archive)
-    await scheduler.start()
-    try:
-        yield scheduler
-    finally:
-        await scheduler.stop()
-        executor.close()
-        store.close()
-        await engine.dispose()
+    """Reopening with the same ``tmp_path`` finds the same store, as a restarted server would."""
+    async with async_database_url(tmp_path, "store") as url:
+        engine = open_engine(url)
+        store = WorkflowStore(engine)
+        await store.migrate()
+        executor = LocalExecutor(tmp_path / "nodes", **executor_options)  # type: ignore[arg-type]
+        scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, default_ttl=default_ttl, archive=archive)
+        await scheduler.start()
+        try:
+            yield scheduler
+        finally:
+            await scheduler.stop()
+            executor.close()
+            store.close()
+            await engine.dispose()

@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from tests.support import database
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -18,8 +20,22 @@ def eventflow_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "eventflow.cli", *args]
 
 
+def _flag(args: tuple[str, ...], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 class ServerProcess:
-    """``eventflow serve`` in a child process; stderr is collected line by line."""
+    """``eventflow serve`` in a child process; stderr is collected line by line.
+
+    With ``EVENTFLOW_TEST_DB=postgres`` a server given ``--data-dir`` (and no ``--db``) stores in the
+    Postgres database that belongs to that data dir, as it would in ``<data-dir>/eventflow.db``: a
+    restart on the same dir finds the same store. The database is held until the process has exited.
+    """
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
         self.args = args
@@ -27,10 +43,24 @@ class ServerProcess:
         self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         self.proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
+        self._db_url: str | None = None
+
+    def _store_args(self) -> tuple[str, ...]:
+        data_dir = _flag(self.args, "--data-dir")
+        if database.backend() == "sqlite" or data_dir is None or _flag(self.args, "--db") is not None:
+            return ()
+        self._db_url = database.acquire(Path(data_dir), "eventflow")
+        return ("--db", self._db_url)
+
+    def _release_store(self) -> None:
+        if self._db_url is not None:
+            database.release(self._db_url)
+            self._db_url = None
 
     def start(self) -> ServerProcess:
+        store_args = self._store_args()
         self.proc = subprocess.Popen(
-            eventflow_argv("serve", *self.args),
+            eventflow_argv("serve", *self.args, *store_args),
             cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -72,6 +102,7 @@ class ServerProcess:
     def wait(self, timeout: float = 20.0) -> int:
         assert self.proc is not None
         code = self.proc.wait(timeout=timeout)
+        self._release_store()
         if self._reader is not None:
             self._reader.join(timeout=5)
         return code
@@ -84,6 +115,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc is not None and self.proc.poll() is not None:
+            self._release_store()
         if self._reader is not None:
             self._reader.join(timeout=5)
 
