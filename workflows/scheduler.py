@@ -36,6 +36,7 @@ from workflows.artifacts.transfer import (
     save_outputs,
     stage_inputs,
 )
+from workflows.durations import parse_duration
 from workflows.executor import ProcessResult, ProcessSpec, VolumeMountFailed
 from workflows.expressions import substitute
 from workflows.lifecycle import OutboxPublisher, deleted_event, lifecycle_event, progress
@@ -104,6 +105,8 @@ class Executor(Protocol):
     def recover(self, node_id: str) -> ProcessResult | None: ...
 
     def cleanup(self, node_id: str) -> None: ...
+
+    def discard(self, node_id: str) -> None: ...
 
 
 class _Skipped(Exception):
@@ -590,6 +593,8 @@ class Scheduler:
         self._forget(record.uid)
         if await self.store.delete_workflow(record.uid, [deleted_event(self.subjects, record, dict(nodes))]):
             self._publish_wake.set()
+        # Its steps' directories and logs go with it, as its pods would.
+        await asyncio.to_thread(self._discard, [n.id for n in nodes.values() if n.type is NodeType.POD])
         # Its claims, staged inputs and (artifactGC) artifacts go with it.
         await asyncio.to_thread(shutil.rmtree, self._volumes_dir(record.uid), True)
         keys = gc_keys(nodes.values(), {"OnWorkflowDeletion", "OnWorkflowCompletion"})
@@ -880,14 +885,66 @@ class Scheduler:
             keys = gc_keys(run.nodes.values(), {"OnWorkflowCompletion"})
             if keys:
                 self._gc_task(record, keys, "OnWorkflowCompletion")
+            if settled:
+                asyncio.get_running_loop().run_in_executor(None, self._cleanup, settled)
+            self._pod_gc(run, [n.id for n in run.nodes.values() if n.type is NodeType.POD], ended=True)
             return
         if settled:  # committed now: their private dirs and saved results can go, off the hot path
             asyncio.get_running_loop().run_in_executor(None, self._cleanup, settled)
+            self._pod_gc(run, settled, ended=False)
         if operator.wake_at is not None:
             delay = max(0.0, operator.wake_at - time.time())
             asyncio.get_running_loop().call_later(delay + 0.01, self._want, record.uid)
         if operator.missing_limits and await self._load_limits(run, operator.missing_limits):
             self._want(record.uid)  # its nodes that waited for a limit to be known can try again
+
+    def _pod_gc(self, run: WorkflowRun, node_ids: list[str], *, ended: bool) -> None:
+        """Argo's ``podGC`` for local steps: a node's directory and log go when its strategy says
+        (OnPodCompletion, OnPodSuccess as nodes finish; OnWorkflowCompletion, OnWorkflowSuccess when
+        the workflow ends), after ``deleteDelayDuration``, for the nodes whose template labels match
+        ``labelSelector.matchLabels``. Without podGC they stay until the workflow is deleted."""
+        gc = run.workflow.spec.pod_gc
+        strategy = gc.strategy if gc is not None else None
+        if not strategy or gc is None:
+            return
+        phase = run.record.phase
+        due = {
+            "OnPodCompletion": True,  # at the end too: the last steps finish in the walk that ends it
+            "OnPodSuccess": True,
+            "OnWorkflowCompletion": ended,
+            "OnWorkflowSuccess": ended and phase == WorkflowPhase.SUCCEEDED,
+        }.get(strategy, False)
+        if not due:
+            return
+        wanted = ((gc.label_selector or {}).get("matchLabels") or {}) if isinstance(gc.label_selector, dict) else {}
+        doomed = []
+        for node_id in node_ids:
+            node = run.nodes.get(node_id)
+            if node is None or node.type is not NodeType.POD or not node.phase.done:
+                continue
+            if strategy == "OnPodSuccess" and node.phase is not NodePhase.SUCCEEDED:
+                continue
+            if wanted:
+                tmpl = run.template(node.template_name or "")
+                labels = (tmpl.metadata.labels or {}) if tmpl is not None and tmpl.metadata is not None else {}
+                if any(labels.get(k) != v for k, v in wanted.items()):
+                    continue
+            doomed.append(node_id)
+        if not doomed:
+            return
+        try:
+            delay = parse_duration(gc.delete_delay_duration) if gc.delete_delay_duration else 0.0
+        except ValueError:
+            delay = 0.0  # lint reports the bad duration; the logs go at once rather than never
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, lambda: loop.run_in_executor(None, self._discard, doomed))
+
+    def _discard(self, node_ids: list[str]) -> None:
+        for node_id in node_ids:
+            try:
+                self.executor.discard(node_id)
+            except Exception as exc:  # noqa: BLE001 - leftovers cost disk, not correctness
+                log.warning("could not remove the files of node %s: %s", node_id, exc)
 
     def _cleanup(self, node_ids: list[str]) -> None:
         for node_id in node_ids:

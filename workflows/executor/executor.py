@@ -486,6 +486,13 @@ class LocalExecutor:
         (dirs.node / RESULT_FILE).unlink(missing_ok=True)
         self._remove_retired(1)
 
+    def discard(self, node_id: str) -> None:
+        """Remove everything of the node, its log included: Argo's pod deletion (podGC, or the
+        workflow deleted). Logs kept beyond that are the ones ``archiveLogs`` stored as artifacts."""
+        if not _NODE_ID.fullmatch(node_id):
+            raise InvalidNodeId(node_id)
+        shutil.rmtree(self.work_dir / node_id, ignore_errors=True)
+
     def close(self) -> None:
         """Stop the namespace thread and remove the executor's cgroups; nodes must have finished."""
         if self._roots is not None:
