@@ -2,8 +2,8 @@
 
     python bench/store.py [--archived 100000]
 
-(a) store bytes per finished workflow: a real 10-step workflow, and a 10,000-node one (generated rows
-    shaped as the scheduler writes them: running that many steps takes minutes here);
+(a) store bytes per finished workflow: a real 10-step workflow, and a real 10,000-node one (withSequence,
+    parallelism 50), with its run time, this process's peak RSS, the summary get and a page of nodes;
 (b) rows written per node transition, counted on the store's own connection while a 10-step workflow runs;
 (c) time of get / list / archive queries with --archived archived workflows (generated), against the
     same queries on an archive of 100 as the baseline.
@@ -31,8 +31,7 @@ from sqlalchemy import event  # noqa: E402
 from tests.support.scheduler import running_scheduler  # noqa: E402  (the same set-up the tests use)
 from workflows.models import Workflow  # noqa: E402
 from workflows.scheduler import Scheduler  # noqa: E402
-from workflows.status import NodePhase, NodeStatus, NodeType  # noqa: E402
-from workflows.store.schema import archived, nodes, workflows  # noqa: E402
+from workflows.store.schema import archived  # noqa: E402
 
 
 def sequential(n: int) -> Workflow:
@@ -78,28 +77,31 @@ async def rows_per_transition(scheduler: Scheduler) -> tuple[float, int, int]:
     return written["rows"] / transitions, written["rows"], transitions
 
 
-def _node(i: int, parent: str, started: datetime) -> dict[str, Any]:
-    node = NodeStatus(
-        id=f"{parent}-{i}", name=f"{parent}[0].x({i}:{i})", display_name=f"x({i}:{i})", type=NodeType.POD,
-        phase=NodePhase.SUCCEEDED, template_name="t", started_at=started, finished_at=started + timedelta(milliseconds=20),
-    )  # fmt: skip
-    return {"workflow_uid": "", "node_id": node.id, "phase": node.phase.value, "data": node.to_json()}
+def fanout(items: int, parallelism: int = 50) -> Workflow:
+    """Issue 11's large workflow: withSequence of a trivial step, parallelism 50."""
+    return Workflow.model_validate({
+        "metadata": {"generateName": "big-"},
+        "spec": {"entrypoint": "main", "parallelism": parallelism, "templates": [
+            {"name": "main", "steps": [[{"name": "s", "template": "t", "withSequence": {"count": str(items)}}]]},
+            {"name": "t", "container": {"image": "alpine", "command": ["true"]}},
+        ]},
+    })  # fmt: skip
 
 
-def big_workflow(scheduler: Scheduler, count: int) -> str:
-    """A finished workflow with ``count`` Succeeded pod nodes, written as the scheduler writes them."""
-    sync = scheduler.store._db._sync
-    assert sync is not None
-    uid, now = str(uuid.uuid4()), datetime.now(UTC)
-    manifest = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow", "metadata": {"name": "big"}, "spec": sequential(1).model_dump(by_alias=True, exclude_none=True, mode="json")["spec"]}
-    rows = [{**_node(i, uid[:8], now), "workflow_uid": uid} for i in range(count)]
-    with sync.begin() as conn:
-        conn.execute(workflows.insert().values(
-            uid=uid, namespace="default", name=f"big-{uid[:5]}", phase="Succeeded", created_at=now, started_at=now, finished_at=now,
-            labels={}, annotations={}, manifest=manifest, status={"progress": f"{count}/{count}"}, resource_version=1,
-        ))  # fmt: skip
-        conn.execute(nodes.insert(), rows)
-    return uid
+def _peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def big_run(scheduler: Scheduler, items: int) -> tuple[str, float, float]:
+    """Run the large workflow for real; (uid, seconds, peak RSS of this process in MiB)."""
+    start = time.perf_counter()
+    record = await scheduler.submit(fanout(items))
+    done = await scheduler.wait_done(record.namespace, record.name, 1800)
+    assert done.phase.value == "Succeeded", done.message
+    return done.uid, time.perf_counter() - start, _peak_rss_mib()
 
 
 def fill_archive(scheduler: Scheduler, count: int, nodes_json: dict[str, Any]) -> None:
@@ -144,17 +146,30 @@ async def queries(scheduler: Scheduler) -> dict[str, float]:
     }
 
 
-async def main(archived_count: int) -> None:
+async def summary_get(scheduler: Scheduler, namespace: str, name: str) -> dict[str, int]:
+    """What the API's summary get (``fields=-status.nodes``) reads: the row and the counts by phase."""
+    record = await scheduler.store.get_workflow(namespace, name)
+    assert record is not None
+    return await scheduler.store.count_nodes(record.uid)
+
+
+async def main(archived_count: int, big_items: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async with running_scheduler(Path(tmp)) as scheduler:
             per_row, rows, transitions = await rows_per_transition(scheduler)
             record = await scheduler.submit(sequential(10))
             done = await scheduler.wait_done(record.namespace, record.name, 120)
             ten = _bytes(scheduler, done.uid)
-            big = big_workflow(scheduler, 10_000)
+            big, took, peak = await big_run(scheduler, big_items)
             big_bytes = _bytes(scheduler, big)
-            print(f"(a) store per finished workflow: 10-step {ten / 1024:.1f} KiB; 10,000-node {big_bytes / 1024 / 1024:.2f} MiB "
-                  f"({big_bytes / 10_000:.0f} bytes a node)")  # fmt: skip
+            record = await scheduler.store.get_workflow_by_uid(big)
+            assert record is not None
+            summary = await timed(lambda: summary_get(scheduler, record.namespace, record.name))
+            page = await timed(lambda: scheduler.store.page_nodes(big, limit=500))
+            print(f"(a) store per finished workflow: 10-step {ten / 1024:.1f} KiB; {big_items:,}-node {big_bytes / 1024 / 1024:.2f} MiB "
+                  f"({big_bytes / big_items:.0f} bytes a node)")  # fmt: skip
+            print(f"    the {big_items:,}-node run (withSequence, parallelism 50): {took:.1f} s, {big_items / took:.0f} nodes/s; "
+                  f"peak RSS of this process {peak:.0f} MiB; summary get {summary:.1f} ms; a page of 500 nodes {page:.1f} ms")  # fmt: skip
             print(f"(b) rows written per node transition: {per_row:.2f} ({rows} rows for {transitions} transitions of a 10-step workflow, "
                   "workflow row and lifecycle events included)")  # fmt: skip
             _, node_map = await scheduler.get(done.namespace, done.name)
@@ -173,5 +188,6 @@ async def main(archived_count: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--archived", type=int, default=100_000)
+    parser.add_argument("--items", type=int, default=10_000, help="nodes of the large workflow run for real")
     args = parser.parse_args()
-    asyncio.run(main(args.archived))
+    asyncio.run(main(args.archived, args.items))
