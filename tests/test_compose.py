@@ -1,0 +1,163 @@
+"""compose.yaml as a user would start it: its services are well formed, and the commands of its two
+eventflow services, run here against this machine's NATS and a Postgres database of the test's own,
+give a leader that needs the token the first one created and a standby that hands over.
+
+No Docker compose here to run it whole (`docker compose config` is not installed), so the shell
+wrappers are syntax-checked with `sh -n` and the eventflow commands in them are run as written,
+with the service addresses, volumes and published port swapped for local ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy.engine import make_url
+
+from tests.support.poll import eventually_sync
+from tests.support.server_proc import REPO, ServerProcess, eventflow_argv
+
+COMPOSE = REPO / "compose.yaml"
+EVENTFLOW_SERVICES = ("eventflow", "eventflow-standby")
+
+
+def services() -> dict[str, Any]:
+    doc = yaml.safe_load(COMPOSE.read_text())
+    assert set(doc) >= {"services", "volumes"}
+    return doc["services"]
+
+
+def script(service: dict[str, Any]) -> str:
+    command = service["command"]
+    assert isinstance(command, str) and command.startswith("sh -c "), command
+    return shlex.split(command)[2]
+
+
+def test_services_are_complete_and_their_volumes_declared() -> None:
+    doc = yaml.safe_load(COMPOSE.read_text())
+    for name, service in doc["services"].items():
+        assert service.get("image"), f"{name}: no image"
+        assert service.get("healthcheck", {}).get("test"), f"{name}: no healthcheck"
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            assert source.startswith(".") or source in doc["volumes"], (
+                f"{name}: volume {source!r} not declared"
+            )
+        for dep in service.get("depends_on", {}):
+            assert dep in doc["services"], f"{name}: depends on unknown {dep!r}"
+    for name in EVENTFLOW_SERVICES:
+        checked = subprocess.run(
+            ["sh", "-n", "-c", script(doc["services"][name])], capture_output=True, text=True, check=False
+        )
+        assert checked.returncode == 0, f"{name}: {checked.stderr}"
+
+
+def _eventflow_commands(service: dict[str, Any]) -> list[list[str]]:
+    """The eventflow invocations of a service's script, in order (`pip install` and shell tests dropped)."""
+    found = []
+    for part in re.split(r"&&|\|\|", script(service)):
+        words = shlex.split(part.strip().strip("()").strip())
+        if words[:1] == ["exec"]:
+            words = words[1:]
+        if words[:1] == ["eventflow"]:
+            found.append(words[1:])
+    return found
+
+
+def _admin(url: str, statement: str) -> None:
+    async def run() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@pytest.fixture
+def compose_db(pg_url: str) -> Iterator[str]:
+    admin = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"ef_compose_{uuid.uuid4().hex[:10]}"
+    _admin(admin, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_compose_commands_start_a_leader_and_a_standby(
+    tmp_path: Path, compose_db: str, nats_server: Any
+) -> None:
+    svc = services()
+    auth = tmp_path / "auth"
+    auth.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for name in EVENTFLOW_SERVICES:
+        env.update(
+            {k: str(v).replace("/auth/", f"{auth}/") for k, v in (svc[name].get("environment") or {}).items()}
+        )
+
+    def local(args: list[str], data: Path) -> list[str]:
+        swapped = {
+            "/data": str(data),
+            "nats://nats:4222": nats_server.url,
+            "postgresql://postgres:eventflow@postgres:5432/eventflow": compose_db,
+        }
+        out = [swapped.get(a, a) for a in args]
+        return [*out, "--port", "0"] if out[:1] == ["serve"] else out
+
+    servers: list[ServerProcess] = []
+    token = ""
+    try:
+        for name in EVENTFLOW_SERVICES:
+            data = tmp_path / name
+            for args in _eventflow_commands(svc[name]):
+                if args[:2] == ["token", "create"]:
+                    made = subprocess.run(
+                        eventflow_argv(*local(args, data)),
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        timeout=60,
+                        check=False,
+                    )
+                    assert made.returncode == 0, made.stderr
+                    token = made.stdout.strip()  # printed once, alone on stdout
+                elif args[:1] == ["serve"]:
+                    server = ServerProcess(
+                        *local(args, data)[1:],
+                        env={k: v for k, v in env.items() if k.startswith("EVENTFLOW_")},
+                    )
+                    servers.append(server.start())
+                    base = server.base_url.replace("0.0.0.0", "127.0.0.1")
+                    eventually_sync(
+                        lambda b=base: httpx.get(f"{b}/readyz", timeout=10).status_code == 200,
+                        timeout=60,
+                        what=f"{name} ready",
+                    )
+        assert token and len(servers) == 2
+        leader, standby = (s.base_url.replace("0.0.0.0", "127.0.0.1") for s in servers)
+        headers = {"Authorization": f"Bearer {token}"}
+        assert httpx.get(f"{leader}/api/v1/workflows/default", timeout=10).status_code == 401
+        assert (
+            httpx.get(f"{standby}/api/v1/workflows/default", headers=headers, timeout=10).status_code == 200
+        )
+        assert httpx.get(f"{standby}/readyz", timeout=10).json()["checks"]["scheduler"]["standby"] is True
+    finally:
+        for server in reversed(servers):
+            server.stop()
