@@ -38,6 +38,7 @@ from workflows.artifacts.transfer import (
 )
 from workflows.durations import parse_duration
 from workflows.executor import ProcessResult, ProcessSpec, VolumeMountFailed
+from workflows.executor.http import run_http
 from workflows.expressions import substitute
 from workflows.lifecycle import OutboxPublisher, deleted_event, lifecycle_event, progress
 from workflows.models import Template, TTLStrategy, Workflow
@@ -967,6 +968,14 @@ class Scheduler:
         if launch.template.container_set is not None:
             await asyncio.shield(committed)
             await self._run_container_set(run, launch)
+            return
+        if launch.template.http is not None:  # in this loop, as Argo's agent runs it: no process
+            await asyncio.shield(committed)
+            log_path = Path(getattr(self.executor, "work_dir", ".")) / launch.node_id / "main.log"
+            result = await run_http(
+                launch.template.http, log_path, deadline=launch.deadline, message=launch.deadline_message
+            )
+            await self._settle_with_outputs(run, launch, result)
             return
         spec = self._with_output_artifacts(process_spec(launch.node_id, launch.template), launch.template)
         try:

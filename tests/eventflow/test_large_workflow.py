@@ -19,7 +19,8 @@ import pytest
 from tests.support.poll import eventually_sync
 from tests.support.server_proc import REPO, ServerProcess, eventflow_argv, start_ready
 
-pytestmark = pytest.mark.slow
+# The module fixture runs the whole workflow (a minute or two here): far beyond the default test timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 ITEMS = 10_000
 PEAK_RSS_LIMIT_MB = 500
