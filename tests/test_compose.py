@@ -9,20 +9,16 @@ with the service addresses, volumes and published port swapped for local ones.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shlex
 import subprocess
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from sqlalchemy.engine import make_url
 
 from tests.support.poll import eventually_sync
 from tests.support.server_proc import REPO, ServerProcess, eventflow_argv
@@ -74,28 +70,9 @@ def _eventflow_commands(service: dict[str, Any]) -> list[list[str]]:
     return found
 
 
-def _admin(url: str, statement: str) -> None:
-    async def run() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(url, timeout=10)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
 @pytest.fixture
-def compose_db(pg_url: str) -> Iterator[str]:
-    admin = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"ef_compose_{uuid.uuid4().hex[:10]}"
-    _admin(admin, f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def compose_db(scratch_pg: tuple[str, str]) -> str:
+    return scratch_pg[1]
 
 
 @pytest.mark.postgres

@@ -941,18 +941,20 @@ class Scheduler:
         loop.call_later(delay, lambda: loop.run_in_executor(None, self._discard, doomed))
 
     def _discard(self, node_ids: list[str]) -> None:
-        for node_id in node_ids:
-            try:
-                self.executor.discard(node_id)
-            except Exception as exc:  # noqa: BLE001 - leftovers cost disk, not correctness
-                log.warning("could not remove the files of node %s: %s", node_id, exc)
+        """Every file of these nodes, logs included (podGC, a deleted workflow)."""
+        self._per_node(self.executor.discard, node_ids)
 
     def _cleanup(self, node_ids: list[str]) -> None:
+        """The private dirs and saved results of committed nodes; their logs stay."""
+        self._per_node(self.executor.cleanup, node_ids)
+
+    @staticmethod
+    def _per_node(remove: Callable[[str], None], node_ids: list[str]) -> None:
         for node_id in node_ids:
             try:
-                self.executor.cleanup(node_id)
+                remove(node_id)
             except Exception as exc:  # noqa: BLE001 - leftovers cost disk, not correctness
-                log.warning("could not clean up node %s: %s", node_id, exc)
+                log.warning("could not remove the files of node %s: %s", node_id, exc)
 
     def _start_leaf(self, run: WorkflowRun, launch: Launch, committed: asyncio.Future[None]) -> None:
         task = asyncio.create_task(self._run_leaf(run, launch, committed), name=f"leaf-{launch.node_id}")

@@ -7,9 +7,6 @@ are terminated (other databases on the shared server are untouched), then it is 
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,45 +14,22 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.support import database
 from tests.support.poll import eventually_sync
 from tests.support.server_proc import ServerProcess, start_ready
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-def _admin(server_url: str, *statements: str) -> None:
-    async def run() -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(server_url, timeout=10)
-        try:
-            for statement in statements:
-                await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
 @pytest.fixture
-def outage_db(pg_url: str) -> Iterator[tuple[str, str]]:
+def outage_db(scratch_pg: tuple[str, str]) -> tuple[str, str]:
     """(the admin URL of the server, the URL of a fresh database of this test's own)."""
-    admin = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"ef_outage_{uuid.uuid4().hex[:10]}"
-    _admin(admin, f'CREATE DATABASE "{name}"')
-    try:
-        yield admin, make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        _admin(
-            admin,
-            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true',
-            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
-        )
+    return scratch_pg
 
 
 def _cut(admin: str, db_url: str) -> None:
     name = make_url(db_url).database
-    _admin(
+    database.admin(
         admin,
         f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false',
         f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()",
@@ -63,7 +37,7 @@ def _cut(admin: str, db_url: str) -> None:
 
 
 def _restore(admin: str, db_url: str) -> None:
-    _admin(admin, f'ALTER DATABASE "{make_url(db_url).database}" ALLOW_CONNECTIONS true')
+    database.admin(admin, f'ALTER DATABASE "{make_url(db_url).database}" ALLOW_CONNECTIONS true')
 
 
 def _workflow(gate: Path) -> dict[str, Any]:

@@ -64,15 +64,39 @@ def _run_in_thread(coro: Coroutine[Any, Any, Any]) -> Any:
         return pool.submit(asyncio.run, coro).result()
 
 
-async def _admin(*statements: str) -> None:
+async def _admin(*statements: str, server_url: str | None = None) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(pg_server_url().render_as_string(hide_password=False), timeout=10)
+    url = server_url or pg_server_url().render_as_string(hide_password=False)
+    conn = await asyncpg.connect(url, timeout=10)
     try:
         for statement in statements:
             await conn.execute(statement)
     finally:
         await conn.close()
+
+
+def admin(server_url: str, *statements: str) -> None:
+    """Run ``statements`` on the Postgres server of ``server_url``, in order, from sync code."""
+    _run_in_thread(_admin(*statements, server_url=server_url))
+
+
+@contextlib.contextmanager
+def scratch_postgres(pg_url: str, prefix: str = "ef_scratch") -> Iterator[tuple[str, str]]:
+    """(the server's admin URL, the URL of a fresh database) for a test about Postgres itself (an
+    outage, servers sharing one database), whichever backend the run's other stores use; dropped after."""
+    server = make_url(pg_url).set(drivername="postgresql")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin_url = server.render_as_string(hide_password=False)
+    admin(admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url, server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin(
+            admin_url,
+            f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true',
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        )
 
 
 def postgres_problem() -> str | None:
