@@ -23,7 +23,7 @@ from pathlib import Path
 
 from eventbus.errors import EmbeddedServerError
 
-__all__ = ["EmbeddedNats", "find_nats_server"]
+__all__ = ["EmbeddedNats", "die_with_parent", "find_nats_server"]
 
 log = logging.getLogger("eventbus.server")
 
@@ -44,7 +44,7 @@ def find_nats_server() -> Path:
     )
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Linux only: the kernel sends SIGTERM to the server if we die (even by kill -9),
     # so an embedded server never outlives the process that owns it.
     try:
@@ -128,7 +128,7 @@ class EmbeddedNats:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None,
                 # Its own session: a Ctrl-C in the terminal reaches us, and we stop it in order.
                 start_new_session=True,
             )

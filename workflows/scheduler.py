@@ -39,6 +39,15 @@ from workflows.artifacts.transfer import (
 from workflows.durations import parse_duration
 from workflows.executor import ProcessResult, ProcessSpec, VolumeMountFailed
 from workflows.executor.http import run_http
+from workflows.executor.plugins import (
+    CONFIGMAP_LABEL,
+    CONFIGMAP_TYPE,
+    PluginError,
+    PluginHost,
+    PluginSpec,
+    PluginVerdict,
+    plugin_from_configmap,
+)
 from workflows.expressions import substitute
 from workflows.lifecycle import OutboxPublisher, deleted_event, lifecycle_event, progress
 from workflows.models import Template, TTLStrategy, Workflow
@@ -47,7 +56,7 @@ from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
 from workflows.operator.walker import Launch, Operator, leaf_outputs, workflow_outcome
 from workflows.quantities import parse_cpu, parse_memory
 from workflows.retention import ArchivePolicy, RetentionSweeper
-from workflows.status import NodePhase, NodeStatus, NodeType, WorkflowPhase, now
+from workflows.status import NodeOutputs, NodePhase, NodeStatus, NodeType, WorkflowPhase, now
 from workflows.status import node_id as make_node_id
 from workflows.store import OutboxEvent, ResourceRecord, WorkflowRecord, WorkflowStore, store_outage
 from workflows.submit import SubmitOptions, prepare
@@ -200,6 +209,7 @@ class Scheduler:
         # Finished workflows deleted when their ttlStrategy (or the server's default) runs out.
         # and copied into the archive when they end, if the archive policy says so.
         self.retention = RetentionSweeper(self, default_ttl, archive=archive)
+        self.plugins = PluginHost()  # executor plugin processes, started on first use
 
     def __repr__(self) -> str:
         return f"<Scheduler runs={len(self.runs)} leaves={len(self._leaf_tasks)} walks={self.walks}>"
@@ -245,6 +255,8 @@ class Scheduler:
             await self.outbox.flush()
         with contextlib.suppress(Exception):
             await self.repositories.close()
+        with contextlib.suppress(Exception):
+            await self.plugins.close()
 
     def _forget(self, uid: str) -> None:
         """The workflow ended or is gone: its locks and its running slot go to whoever waits next."""
@@ -889,6 +901,9 @@ class Scheduler:
             if settled:
                 asyncio.get_running_loop().run_in_executor(None, self._cleanup, settled)
             self._pod_gc(run, [n.id for n in run.nodes.values() if n.type is NodeType.POD], ended=True)
+            if run.workflow.spec.executor_plugins:  # its own plugin processes end with it
+                self._gc_tasks.add(task := asyncio.create_task(self.plugins.stop_scope(record.uid)))
+                task.add_done_callback(self._gc_tasks.discard)
             return
         if settled:  # committed now: their private dirs and saved results can go, off the hot path
             asyncio.get_running_loop().run_in_executor(None, self._cleanup, settled)
@@ -971,6 +986,10 @@ class Scheduler:
             await asyncio.shield(committed)
             await self._run_container_set(run, launch)
             return
+        if launch.template.plugin is not None:  # one long-lived plugin process serves every such node
+            await asyncio.shield(committed)
+            await self._run_plugin(run, launch)
+            return
         if launch.template.http is not None:  # in this loop, as Argo's agent runs it: no process
             await asyncio.shield(committed)
             log_path = Path(getattr(self.executor, "work_dir", ".")) / launch.node_id / "main.log"
@@ -1029,6 +1048,49 @@ class Scheduler:
             if sidecars:
                 await asyncio.gather(*sidecars, return_exceptions=True)
         await self._settle_with_outputs(run, launch, result)
+
+    async def _executor_plugins(self, run: WorkflowRun) -> tuple[str, list[PluginSpec]]:
+        """The workflow's own ``spec.executorPlugins`` (one process each for this workflow) if it has
+        any, as in Argo, else the ExecutorPlugin ConfigMaps of its namespace (one process per server)."""
+        own = run.workflow.spec.executor_plugins
+        if own:
+            specs = []
+            for i, plugin in enumerate(own):
+                name = str((plugin.get("metadata") or {}).get("name") or f"plugin-{i}")
+                container = ((plugin.get("spec") or {}).get("sidecar") or {}).get("container") or {}
+                specs.append(PluginSpec.from_container(name, container, f"spec.executorPlugins[{i}]"))
+            return run.record.uid, specs
+        found = []
+        for record in await self.store.list_resources("ConfigMap", run.record.namespace):
+            meta = record.manifest.get("metadata") or {}
+            if (meta.get("labels") or {}).get(CONFIGMAP_LABEL) == CONFIGMAP_TYPE:
+                found.append(plugin_from_configmap(record.name, record.manifest.get("data") or {}))
+        return f"server/{run.record.namespace}", found
+
+    async def _run_plugin(self, run: WorkflowRun, launch: Launch) -> None:
+        rec = run.record
+        meta = {"name": rec.name, "namespace": rec.namespace, "uid": rec.uid, "labels": rec.labels, "annotations": rec.annotations}
+        template = launch.template.model_dump(by_alias=True, exclude_none=True, mode="json")
+        # As Argo's agent gets it: the template with this node's input values filled in.
+        node = run.nodes.get(launch.node_id)
+        values = {p["name"]: p.get("value") for p in ((node.inputs or {}).get("parameters") or [])} if node else {}
+        for param in (template.get("inputs") or {}).get("parameters") or []:
+            if param.get("name") in values:
+                param["value"] = values[param["name"]]
+        try:
+            scope, plugins = await self._executor_plugins(run)
+            call = self.plugins.execute(scope, plugins, meta, template)
+            if launch.deadline is not None:
+                verdict = await asyncio.wait_for(call, max(0.0, launch.deadline - time.time()))
+            else:
+                verdict = await call
+        except TimeoutError:
+            verdict = PluginVerdict("Failed", launch.deadline_message)
+        except PluginError as exc:
+            verdict = PluginVerdict("Failed", str(exc))
+        log_path = Path(getattr(self.executor, "work_dir", ".")) / launch.node_id / "main.log"
+        await asyncio.to_thread(_write_log, log_path, f"{verdict.phase}: {verdict.message or ''}\n")
+        self._settle(run, launch, None, None, plugin=(verdict, log_path))
 
     # -- artifacts ----------------------------------------------------------------------------
 
@@ -1238,12 +1300,21 @@ class Scheduler:
         *,
         artifacts: list[dict[str, Any]] | None = None,
         artifact_error: str | None = None,
+        plugin: tuple[PluginVerdict, Path] | None = None,
     ) -> None:
         node = run.nodes.get(launch.node_id)
         if node is None or node.phase.done or run.record.uid not in self.runs:
             return
         update: dict[str, Any] = {"finished_at": self.clock()}
-        if result is None:
+        if plugin is not None:  # the plugin's answer is the node's phase, message and outputs
+            verdict, log_path = plugin
+            outputs = NodeOutputs.model_validate(verdict.outputs or {})
+            update.update(phase=NodePhase(verdict.phase), message=verdict.message, outputs=outputs, log_path=str(log_path))
+            for param in (launch.template.outputs.parameters or []) if launch.template.outputs else []:
+                value = outputs.parameter(param.name)
+                if param.global_name and value is not None:
+                    run.global_outputs[param.global_name] = value
+        elif result is None:
             update.update(phase=NodePhase.ERROR, message=error)
         else:
             outputs, missing = leaf_outputs(launch.template, result.exit_code, result.result, result.outputs)
@@ -1331,6 +1402,11 @@ class Scheduler:
                 log.warning("the store answers again: workflows go on")
                 self.store_unavailable = None
             return
+
+
+def _write_log(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
 
 
 def resubmission(name: str, manifest: dict[str, Any]) -> Workflow:
