@@ -27,6 +27,7 @@ from workflows.models import (
     ConfigMap,
     CronWorkflow,
     DAGTask,
+    ExecutorPlugin,
     KubernetesObject,
     LifecycleHook,
     Parameter,
@@ -110,6 +111,15 @@ def lint(
             if resource.spec.submit is not None:
                 ref = resource.spec.submit.workflow_template_ref
                 linter.holder(ref.name, bool(ref.cluster_scope), "spec.submit.workflowTemplateRef")
+        case ExecutorPlugin():
+            from workflows.executor.plugins import PluginError, PluginSpec
+
+            where = "spec.sidecar.container"
+            try:
+                PluginSpec.from_container(resource.metadata.name or "plugin", resource.spec.sidecar.container, where)
+            except PluginError as exc:
+                return [Finding(where, str(exc).removeprefix(f"{where}: "))]
+            return []
         case ConfigMap() | KubernetesObject():
             return []
         case _:

@@ -24,6 +24,7 @@ from workflows.models import (
     ClusterWorkflowTemplate,
     ConfigMap,
     CronWorkflow,
+    ExecutorPlugin,
     KubernetesObject,
     Resource,
     Workflow,
@@ -47,6 +48,7 @@ RESOURCE_KINDS: dict[tuple[str, str], type[Resource]] = {
     (ARGO_API_VERSION, "CronWorkflow"): CronWorkflow,
     (ARGO_API_VERSION, "WorkflowEventBinding"): WorkflowEventBinding,
     ("v1", "ConfigMap"): ConfigMap,
+    (ARGO_API_VERSION, "ExecutorPlugin"): ExecutorPlugin,
 }
 
 # argoproj.io kinds that are not workflow specs (Argo Events, controller internals): passed through.

@@ -355,6 +355,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def _apply_one(client: ApiClient, args: argparse.Namespace, doc: Any) -> None:
     kind = getattr(doc, "kind", type(doc).__name__)
+    if kind == "ExecutorPlugin":  # stored as Argo's generated ConfigMap, which the server reads
+        doc, kind = doc.to_configmap(), "ConfigMap"
     if kind not in _PATHS:
         raise EventflowError(f"{kind} {doc.metadata.name}: apply supports {', '.join(_PATHS)} today")
     ns = args.namespace or doc.metadata.namespace or "default"

@@ -19,6 +19,7 @@ __all__ = [
     "CronWorkflowSpec",
     "EventSelector",
     "EventSubmit",
+    "ExecutorPlugin",
     "KubernetesObject",
     "Resource",
     "StopStrategy",
@@ -139,6 +140,44 @@ class ConfigMap(ArgoModel):
     immutable: bool | None = None
 
 
+class ExecutorPluginSidecar(ArgoModel):
+    automount_service_account_token: bool | None = None
+    container: KubeDict
+
+
+class ExecutorPluginSpec(ArgoModel):
+    sidecar: ExecutorPluginSidecar
+
+
+class ExecutorPlugin(ArgoModel):
+    """Argo's ``plugin.yaml``: an executor plugin's sidecar. Stored as the ConfigMap Argo's
+    ``argo executor-plugin build`` makes of it (:meth:`to_configmap`)."""
+
+    api_version: Literal["argoproj.io/v1alpha1"] = ARGO_API_VERSION
+    kind: Literal["ExecutorPlugin"] = "ExecutorPlugin"
+    metadata: ObjectMeta
+    spec: ExecutorPluginSpec
+
+    def to_configmap(self) -> ConfigMap:
+        import yaml  # only here: the models otherwise never write YAML
+
+        name = self.metadata.name or "plugin"
+        container = {"name": name, **self.spec.sidecar.container}
+        data = {"sidecar.container": yaml.safe_dump(container, sort_keys=False)}
+        if self.spec.sidecar.automount_service_account_token is not None:
+            data["sidecar.automountServiceAccountToken"] = str(
+                self.spec.sidecar.automount_service_account_token
+            ).lower()
+        labels = {**(self.metadata.labels or {}), "workflows.argoproj.io/configmap-type": "ExecutorPlugin"}
+        meta = ObjectMeta(
+            name=f"{name}-executor-plugin",
+            namespace=self.metadata.namespace,
+            labels=labels,
+            annotations=self.metadata.annotations,
+        )
+        return ConfigMap(metadata=meta, data=data)
+
+
 class KubernetesObject(ArgoModel):
     """Any other Kubernetes object (PersistentVolumeClaim, ResourceQuota...), kept as written."""
 
@@ -157,5 +196,6 @@ Resource = (
     | CronWorkflow
     | WorkflowEventBinding
     | ConfigMap
+    | ExecutorPlugin
     | KubernetesObject
 )

@@ -12,56 +12,11 @@ import pytest
 import yaml
 
 from tests.conftest import SHARED
+from tests.support.plugins import PYTHON_PLUGIN
 from tests.support.scheduler import running_scheduler
 from workflows.models import Workflow
 from workflows.scheduler import Scheduler
 from workflows.store import ResourceRecord
-
-# Seed 000's python plugin: `plugin: {python: {expression: ...}}` evaluated over the template's inputs.
-PYTHON_PLUGIN = textwrap.dedent(
-    """
-    import json, os, sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    PORT = int(sys.argv[1])
-    CRASH_AFTER = int(os.environ.get("CRASH_AFTER", "0"))
-    served = 0
-
-    class Plugin(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def reply(self, status, body):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_POST(self):
-            global served
-            if self.path != "/api/v1/template.execute":
-                return self.reply(404, {})
-            if self.headers.get("Authorization", "") != "Bearer " + os.environ["ARGO_TOKEN"]:
-                return self.reply(403, {"message": "bad token"})
-            args = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            spec = args["template"].get("plugin", {}).get("python")
-            if spec is None:
-                return self.reply(200, {})
-            parameters = {p["name"]: p.get("value") for p in args["template"].get("inputs", {}).get("parameters", [])}
-            result = eval(spec["expression"], {}, {"parameters": parameters})
-            with open(os.environ["PIDS"], "a") as out:
-                out.write(f"{os.getpid()}\\n")
-            self.reply(200, {"node": {"phase": "Succeeded", "message": args["workflow"]["metadata"]["name"],
-                                      "outputs": {"parameters": [{"name": k, "value": str(v)} for k, v in result.items()]}}})
-            served += 1
-            if CRASH_AFTER and served >= CRASH_AFTER:
-                self.wfile.flush()
-                os._exit(3)
-
-    HTTPServer(("127.0.0.1", PORT), Plugin).serve_forever()
-    """
-)
 
 
 def free_port() -> int:
@@ -187,3 +142,34 @@ async def test_argos_workflow_level_plugin_example(scheduler: Scheduler) -> None
     assert phase == "Succeeded"
     assert [p.message for p in pods.values()] == ["Hello from a workflow-level executor plugin!"]
     assert not scheduler.plugins._running  # its own plugin stopped with it (the port is free again)
+
+
+def test_argos_plugin_yaml_becomes_the_configmap_argo_builds(tmp_path: Path) -> None:
+    from workflows.executor.plugins import PluginSpec, plugin_from_configmap
+    from workflows.lint import lint
+    from workflows.loader import load_documents
+
+    text = textwrap.dedent(
+        """
+        apiVersion: argoproj.io/v1alpha1
+        kind: ExecutorPlugin
+        metadata: {name: hello}
+        spec:
+          sidecar:
+            container:
+              image: python:alpine3.23
+              command: [python, plugin.py]
+              ports: [{containerPort: 4355}]
+        """
+    )
+    (plugin,) = load_documents(text, "plugin.yaml")
+    assert lint(plugin) == []
+    configmap = plugin.to_configmap()  # type: ignore[union-attr]
+    assert configmap.metadata.name == "hello-executor-plugin"
+    assert configmap.metadata.labels == {"workflows.argoproj.io/configmap-type": "ExecutorPlugin"}
+    assert plugin_from_configmap(configmap.metadata.name, configmap.data or {}) == PluginSpec(
+        "hello", ("python", "plugin.py"), (), 4355
+    )
+    (portless,) = load_documents(text.replace("ports: [{containerPort: 4355}]", "env: []"), "plugin.yaml")
+    (finding,) = lint(portless)
+    assert finding.loc == "spec.sidecar.container" and "containerPort" in finding.reason
