@@ -125,6 +125,8 @@ class SchedulerRole:
         self._task = asyncio.create_task(self._wait_to_lead(), name="scheduler-standby")
 
     async def _lead(self) -> None:
+        if self.lease is not None:
+            self.scheduler.lease_ok = self.lease.still_mine  # commits wait while it may have lapsed
         await self.scheduler.start(adopt_every=ADOPT_EVERY_SECONDS if self.lease is not None else None)
         await self.cron.start()
         log.info("scheduler started (%d unfinished workflow(s) recovered)", len(self.scheduler.runs))
@@ -147,21 +149,27 @@ class SchedulerRole:
             self.scheduler.standby(self.lease.held_by)
 
     async def _keep_lease(self) -> None:
+        """Renew the lease. While it cannot be renewed (the database is away) and may have run out,
+        the scheduler stores nothing (``lease_ok``); once the database answers, the lease is ours
+        again, or another server took it and this one exits rather than run workflows beside it."""
         assert self.lease is not None
+        lapsed = False
         while True:
             await asyncio.sleep(self.lease.renew_every)
             try:
                 if await self.lease.try_take():
+                    if lapsed:
+                        log.warning("the scheduler lease is renewed again; workflows go on")
+                        lapsed = False
                     continue
-                reason = f"the scheduler lease was taken over by {self.lease.held_by}"
-            except Exception as exc:  # noqa: BLE001 - survivable until the lease could have run out
-                if self.lease.still_mine():
-                    log.warning("could not renew the scheduler lease (%s); retrying", exc)
-                    continue
-                reason = f"the scheduler lease ran out before it could be renewed ({exc})"
-            # Another server may be running these workflows now: stop rather than run them twice.
+            except Exception as exc:  # noqa: BLE001 - an outage: the store decides when it ends
+                if not self.lease.still_mine() and not lapsed:
+                    log.error("the scheduler lease could not be renewed (%s): nothing is stored until it is", exc)
+                    lapsed = True
+                continue
+            # Another server holds it now and may be running these workflows: stop rather than run them twice.
             if self.on_lost is not None:
-                self.on_lost(reason)
+                self.on_lost(f"the scheduler lease was taken over by {self.lease.held_by}")
             return
 
     async def stop(self) -> None:

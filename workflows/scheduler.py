@@ -90,6 +90,10 @@ class WorkflowNotActive(ValueError):
         super().__init__(f"workflow {namespace}/{name} is {phase} and cannot be {verb}")
 
 
+class _LeaseLapsed(Exception):
+    """The scheduler lease may have run out: a commit waits, as in a store outage."""
+
+
 class NotLeader(RuntimeError):
     """This server is a standby: the workflow runs on the server that holds the scheduler lease."""
 
@@ -190,6 +194,7 @@ class Scheduler:
         # Several servers on one database: only the lease holder runs workflows (see workflows/lease.py).
         self.leading = False
         self.leader: str | None = None  # who does, as far as a standby knows
+        self.lease_ok: Callable[[], bool] = lambda: True  # False while the lease may have lapsed
         self._loading: set[str] = set()  # uids being submitted here: not to be adopted meanwhile
         self._adopt_task: asyncio.Task[None] | None = None
         # uid -> (monotonic time before which it is not walked again, the timer that walks it then)
@@ -324,7 +329,9 @@ class Scheduler:
             try:
                 await self.adopt()
             except Exception as exc:  # noqa: BLE001 - the next round tries again
-                log.warning("could not look for workflows stored by other servers: %s", exc)
+                # During a store outage that is said once, by the commit that waits for it.
+                level = logging.DEBUG if self.store_unavailable else logging.WARNING
+                log.log(level, "could not look for workflows stored by other servers: %s", exc)
 
     async def adopt(self) -> int:
         """Run the unfinished workflows that a standby stored (or retried); returns how many."""
@@ -1387,9 +1394,12 @@ class Scheduler:
         delay = 0.05
         while True:
             try:
+                if not self.lease_ok():
+                    # Another server could hold the lease by now: nothing is stored until it is renewed.
+                    raise _LeaseLapsed("the scheduler lease could not be renewed in time")
                 await self.store.commit(uid, workflow=workflow, node_updates=node_updates, events=events)
             except Exception as exc:
-                reason = store_outage(exc) or await self.store.ping()
+                reason = str(exc) if isinstance(exc, _LeaseLapsed) else store_outage(exc) or await self.store.ping()
                 if reason is None:
                     raise
                 if self.store_unavailable is None:

@@ -116,7 +116,10 @@ def test_a_database_outage_pauses_workflows_and_loses_nothing(
         assert refused.status_code == 503, refused.text
         # b starts only once a's result is stored: not while the database is away.
         assert (gate / "ran").read_text() == "a\n"
+        # An outage longer than the scheduler lease (6 s): the lease lapses, the server waits, not exits.
+        server.wait_for(r"the scheduler lease could not be renewed", timeout=30)
         assert server.proc is not None and server.proc.poll() is None  # still serving
+        assert (gate / "ran").read_text() == "a\n"
 
         _restore(admin, db_url)
         eventually_sync(
@@ -144,5 +147,6 @@ def test_a_database_outage_pauses_workflows_and_loses_nothing(
         listed = httpx.get(f"{server.base_url}/api/v1/workflows/default", timeout=30).json()["items"]
         assert [w["metadata"]["name"] for w in listed] == [name]
         assert "the store is unavailable" in server.output and "the store answers again" in server.output
+        assert "the scheduler lease is renewed again" in server.output
     finally:
         server.stop()
