@@ -416,8 +416,14 @@ async def test_nats_argo_connection_backoff_is_accepted(
     await sources.apply(
         name, {"in": {"url": UPSTREAM_URL, "subject": name, "connectionBackoff": backoff}}, kind="nats"
     )
-    await upstream.publish(name, b"x")
-    await eventually(lambda: _count(sources, name, 1), what="the event")
+
+    # Core NATS is at most once: under load the first connection attempt can time out and the
+    # source subscribe on its retry, so publish until the source has one (not once, then hope).
+    async def delivered() -> bool:
+        await upstream.publish(name, b"x")
+        return await _count(sources, name, 1)
+
+    await eventually(delivered, timeout=30, what="the event")
 
 
 async def _settled(upstream: NatsClient, stream: str, durable: str) -> bool:
