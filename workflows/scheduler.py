@@ -39,6 +39,7 @@ from workflows.artifacts.transfer import (
 from workflows.durations import parse_duration
 from workflows.executor import ProcessResult, ProcessSpec, VolumeMountFailed
 from workflows.executor.http import run_http
+from workflows.executor.layout import NodeDirs
 from workflows.executor.plugins import (
     CONFIGMAP_LABEL,
     CONFIGMAP_TYPE,
@@ -999,7 +1000,7 @@ class Scheduler:
             return
         if launch.template.http is not None:  # in this loop, as Argo's agent runs it: no process
             await asyncio.shield(committed)
-            log_path = Path(getattr(self.executor, "work_dir", ".")) / launch.node_id / "main.log"
+            log_path = self._node_log(launch.node_id)
             result = await run_http(
                 launch.template.http, log_path, deadline=launch.deadline, message=launch.deadline_message
             )
@@ -1056,6 +1057,14 @@ class Scheduler:
                 await asyncio.gather(*sidecars, return_exceptions=True)
         await self._settle_with_outputs(run, launch, result)
 
+    @property
+    def _work_dir(self) -> Path:
+        return Path(getattr(self.executor, "work_dir", "."))
+
+    def _node_log(self, node_id: str) -> Path:
+        """Where a step that runs in the server (http, plugin) writes its log: the executor's layout."""
+        return NodeDirs(self._work_dir / node_id).log
+
     async def _executor_plugins(self, run: WorkflowRun) -> tuple[str, list[PluginSpec]]:
         """The workflow's own ``spec.executorPlugins`` (one process each for this workflow) if it has
         any, as in Argo, else the ExecutorPlugin ConfigMaps of its namespace (one process per server)."""
@@ -1095,7 +1104,7 @@ class Scheduler:
             verdict = PluginVerdict("Failed", launch.deadline_message)
         except PluginError as exc:
             verdict = PluginVerdict("Failed", str(exc))
-        log_path = Path(getattr(self.executor, "work_dir", ".")) / launch.node_id / "main.log"
+        log_path = self._node_log(launch.node_id)
         await asyncio.to_thread(_write_log, log_path, f"{verdict.phase}: {verdict.message or ''}\n")
         self._settle(run, launch, None, None, plugin=(verdict, log_path))
 
@@ -1257,7 +1266,7 @@ class Scheduler:
         )
 
     def _volumes_dir(self, uid: str) -> Path:
-        return Path(getattr(self.executor, "work_dir", ".")) / ".volumes" / uid
+        return self._work_dir / ".volumes" / uid
 
     def _mounts(
         self, run: WorkflowRun, launch: Launch, wanted: list[Any] | None = None
@@ -1273,7 +1282,7 @@ class Scheduler:
         spec = run.workflow.spec
         claims = {str((c.get("metadata") or {}).get("name")) for c in spec.volume_claim_templates or []}
         volumes = {str(v.get("name")): v for v in [*(spec.volumes or []), *(launch.template.volumes or [])]}
-        base = Path(getattr(self.executor, "work_dir", "."))
+        base = self._work_dir
         out = []
         for mount in wanted:
             if mount.name in claims:
