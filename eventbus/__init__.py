@@ -24,6 +24,7 @@ from eventbus.objects import ObjectInfo, ObjectStore
 from eventbus.server import EmbeddedNats, find_nats_server
 from eventbus.subjects import Subjects, decode_token, encode_token
 from eventbus.tail import StreamEvent, Tail, TailClosed
+from eventbus.tasks import TaskDelivery, TaskQueue, Undecodable
 
 __all__ = [
     "BusConfig",
@@ -53,6 +54,9 @@ __all__ = [
     "Subjects",
     "Tail",
     "TailClosed",
+    "TaskDelivery",
+    "TaskQueue",
+    "Undecodable",
     "decode",
     "decode_token",
     "encode",

@@ -7,6 +7,10 @@ Layout (``<prefix>`` defaults to ``eventflow``)::
     <prefix>.events.<namespace>.<eventSourceName>.<eventName>
     <prefix>.workflows.<namespace>.<workflowName>.<phase>
     <prefix>.undeliverable.<consumer>
+    <prefix>.tasks.<queue>                     steps for remote workers (a work-queue stream)
+    <prefix>.taskreports.<node>.<kind>         what a worker reports back: started, log, result, refused
+    <prefix>.taskworkers.<worker>              a worker's heartbeat (core NATS, not stored)
+    <prefix>.taskcancel.<node>                 stop a step on whichever worker runs it (core NATS)
 
 Token encoding: a NATS subject token may not be empty and may not contain ``.``, ``*``, ``>``
 or white space, but Kubernetes-style names often contain dots (``my.app``). Every character
@@ -79,9 +83,7 @@ def validate_prefix(prefix: str) -> str:
     """Check that a bus prefix is one or more dot-separated safe tokens; return it."""
     tokens = prefix.split(".")
     if not prefix or not all(_SAFE.fullmatch(t) for t in tokens):
-        raise ValueError(
-            f"bus prefix {prefix!r} must be dot-separated tokens of letters, digits, '_' or '-'"
-        )
+        raise ValueError(f"bus prefix {prefix!r} must be dot-separated tokens of letters, digits, '_' or '-'")
     return prefix
 
 
@@ -95,6 +97,8 @@ class Subjects:
         self.events_stream = f"{base}_EVENTS"
         self.workflows_stream = f"{base}_WORKFLOWS"
         self.undeliverable_stream = f"{base}_UNDELIVERABLE"
+        self.tasks_stream = f"{base}_TASKS"
+        self.task_reports_stream = f"{base}_TASK_REPORTS"
 
     def __repr__(self) -> str:
         return f"Subjects(prefix={self.prefix!r})"
@@ -113,9 +117,7 @@ class Subjects:
 
     def event(self, namespace: str, event_source: str, event_name: str) -> str:
         """Subject of one event; pass ``"*"`` for a wildcard position (not encoded)."""
-        return ".".join(
-            (self.prefix, "events", _tok(namespace), _tok(event_source), _tok(event_name))
-        )
+        return ".".join((self.prefix, "events", _tok(namespace), _tok(event_source), _tok(event_name)))
 
     def workflow(self, namespace: str, workflow: str, phase: str) -> str:
         """Subject of one workflow lifecycle event; ``"*"`` is a wildcard position."""
@@ -124,6 +126,22 @@ class Subjects:
     def undeliverable(self, consumer: str) -> str:
         """Where messages that exhausted their deliveries in ``consumer`` are parked."""
         return f"{self.prefix}.undeliverable.{encode_token(consumer)}"
+
+    def task(self, queue: str) -> str:
+        """Where steps for the workers of ``queue`` wait; ``"*"`` is a wildcard."""
+        return f"{self.prefix}.tasks.{_tok(queue)}"
+
+    def task_report(self, node: str, kind: str) -> str:
+        """What workers report about one node's step; ``"*"`` is a wildcard position."""
+        return f"{self.prefix}.taskreports.{_tok(node)}.{_tok(kind)}"
+
+    def task_worker(self, worker: str) -> str:
+        """A worker's heartbeats; ``"*"`` for all workers."""
+        return f"{self.prefix}.taskworkers.{_tok(worker)}"
+
+    def task_cancel(self, node: str) -> str:
+        """Stop the step of ``node`` wherever it runs; ``"*"`` for all."""
+        return f"{self.prefix}.taskcancel.{_tok(node)}"
 
     def parse_event(self, subject: str) -> tuple[str, str, str]:
         """Return (namespace, eventSourceName, eventName) of an event subject."""

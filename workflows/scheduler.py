@@ -38,6 +38,7 @@ from workflows.artifacts.transfer import (
 )
 from workflows.durations import parse_duration
 from workflows.executor import ProcessResult, ProcessSpec, VolumeMountFailed
+from workflows.executor.dispatch import NotRemotable, TaskRefused, WorkerDispatcher, WorkerLost
 from workflows.executor.http import run_http
 from workflows.executor.layout import NodeDirs
 from workflows.executor.plugins import (
@@ -106,6 +107,12 @@ class NotLeader(RuntimeError):
 
 
 MEMO_LABEL = "workflows.argoproj.io/configmap-type"
+# Where a container or script step runs: ``local`` (this server) or ``workers`` (remote workers, on
+# the queue ``eventflow.io/worker-queue`` names, default ``default``). A template's
+# ``metadata.labels`` win over the workflow's labels, which win over the server's default.
+EXECUTOR_LABEL = "eventflow.io/executor"
+WORKER_QUEUE_LABEL = "eventflow.io/worker-queue"
+EXECUTORS = ("local", "workers")
 
 
 class Executor(Protocol):
@@ -174,9 +181,14 @@ class Scheduler:
         throttle: Throttler | None = None,
         default_ttl: TTLStrategy | None = None,
         archive: ArchivePolicy | None = None,
+        workers: WorkerDispatcher | None = None,
+        default_executor: str = "local",
     ) -> None:
         self.store = store
         self.executor = executor
+        # Remote workers (``eventflow worker``), for steps whose executor is ``workers``.
+        self.workers = workers
+        self.default_executor = default_executor
         # Semaphores and mutexes shared by all workflows, and the caps on running workflows.
         self.sync = SyncManager()
         self.throttle = throttle or Throttler()
@@ -1025,6 +1037,12 @@ class Scheduler:
                 spec, deadline_seconds=launch.deadline - time.time(), deadline_message=launch.deadline_message
             )
         tmpl = launch.template
+        queue = self._worker_queue(run, launch)
+        if queue is not None and (self.workers is None or tmpl.init_containers or tmpl.sidecars):
+            await asyncio.shield(committed)
+            why = "this scheduler has no bus" if self.workers is None else "init containers and sidecars run beside the main container"
+            self._settle(run, launch, None, f"executor 'workers' cannot run this step: {why}; use {EXECUTOR_LABEL}: local")
+            return
         sidecars: list[asyncio.Task[ProcessResult]] = []
         try:
             if tmpl.init_containers or tmpl.sidecars:
@@ -1037,13 +1055,16 @@ class Scheduler:
                     asyncio.create_task(self.executor.run(self._pod_container_spec(run, launch, c, mounts)))
                     for c in tmpl.sidecars or []
                 ]
-            result = await self.executor.run(spec, gate=asyncio.shield(committed))
+            if queue is None or self.workers is None:
+                result = await self.executor.run(spec, gate=asyncio.shield(committed))
+            else:
+                result = await self.workers.run(spec, queue=queue, deadline_at=launch.deadline, gate=asyncio.shield(committed))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if committed.done() and not committed.cancelled() and committed.exception() is exc:
                 return  # the commit failed: the node never started, and the walk reports it
-            if isinstance(exc, VolumeMountFailed):
+            if isinstance(exc, VolumeMountFailed | WorkerLost | TaskRefused | NotRemotable):
                 self._settle(run, launch, None, str(exc))
                 return
             log.exception("executor failed on node %s", launch.node_id)
@@ -1056,6 +1077,15 @@ class Scheduler:
             if sidecars:
                 await asyncio.gather(*sidecars, return_exceptions=True)
         await self._settle_with_outputs(run, launch, result)
+
+    def _worker_queue(self, run: WorkflowRun, launch: Launch) -> str | None:
+        """The worker queue this leaf goes to, or None to run it here (see ``EXECUTOR_LABEL``)."""
+        own = (launch.template.metadata.labels or {}) if launch.template.metadata else {}
+        labels = run.record.labels or {}
+        choice = own.get(EXECUTOR_LABEL) or labels.get(EXECUTOR_LABEL) or self.default_executor
+        if choice != "workers":
+            return None
+        return own.get(WORKER_QUEUE_LABEL) or labels.get(WORKER_QUEUE_LABEL) or "default"
 
     @property
     def _work_dir(self) -> Path:

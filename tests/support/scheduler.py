@@ -12,6 +12,7 @@ from eventflow.database import open_engine
 from tests.support.database import async_database_url
 from workflows.artifacts.repositories import Repositories
 from workflows.executor import LocalExecutor
+from workflows.executor.dispatch import WorkerDispatcher
 from workflows.models import TTLStrategy
 from workflows.retention import ArchivePolicy
 from workflows.scheduler import Scheduler
@@ -26,6 +27,8 @@ async def running_scheduler(
     repositories: Repositories | None = None,
     default_ttl: TTLStrategy | None = None,
     archive: ArchivePolicy | None = None,
+    workers: WorkerDispatcher | None = None,
+    default_executor: str = "local",
     **executor_options: object,
 ) -> AsyncIterator[Scheduler]:
     """Reopening with the same ``tmp_path`` finds the same store, as a restarted server would."""
@@ -34,7 +37,10 @@ async def running_scheduler(
         store = WorkflowStore(engine)
         await store.migrate()
         executor = LocalExecutor(tmp_path / "nodes", **executor_options)  # type: ignore[arg-type]
-        scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, default_ttl=default_ttl, archive=archive)
+        scheduler = Scheduler(
+            store, executor, bus=bus, repositories=repositories, default_ttl=default_ttl, archive=archive,
+            workers=workers, default_executor=default_executor,
+        )  # fmt: skip
         await scheduler.start()
         try:
             yield scheduler
