@@ -96,6 +96,13 @@ class SchedulerSettings(BaseModel):
         default=None, alias="ttlStrategy",
         description="default ttlStrategy of workflows without their own (Argo's workflowDefaults.spec.ttlStrategy)",
     )  # fmt: skip
+    executor: Literal["local", "workers"] = Field(
+        default="local", description="where container and script steps run unless the label eventflow.io/executor says"
+    )
+    worker_lost_after_seconds: float = Field(
+        default=10.0, gt=0, alias="workerLostAfterSeconds",
+        description="a step on a remote worker not heard of this long is lost (Error, retried per its retryStrategy)",
+    )  # fmt: skip
 
     @field_validator("namespace_limits")
     @classmethod
@@ -254,6 +261,11 @@ def load_server_config(
     for env_name, field in _ENV.items():
         if environ.get(env_name):
             values[field] = environ[env_name]
+    if environ.get("EVENTFLOW_EXECUTOR"):
+        values["scheduler"] = {**values.get("scheduler", {}), "executor": environ["EVENTFLOW_EXECUTOR"]}
+    if flags.get("executor"):
+        values["scheduler"] = {**values.get("scheduler", {}), "executor": flags["executor"]}
+    flags = {k: v for k, v in flags.items() if k != "executor"}
     if environ.get("EVENTFLOW_BUS_PREFIX"):
         values["bus"] = {**values.get("bus", {}), "prefix": environ["EVENTFLOW_BUS_PREFIX"]}
     values.update({k: v for k, v in flags.items() if v is not None})

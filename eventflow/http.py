@@ -85,7 +85,16 @@ def _scheduler_check(state: AppState) -> dict[str, Any] | None:
         return {"ok": True, "standby": True, "leader": scheduler.leader}
     if scheduler.store_unavailable is not None:
         return {"ok": False, "reason": f"paused: workflow transitions cannot be stored ({scheduler.store_unavailable})"}
-    return {"ok": True}
+    check: dict[str, Any] = {"ok": True}
+    if scheduler.workers is not None:  # informational: steps wait in their queue until a worker comes
+        queues: dict[str, dict[str, int]] = {}
+        for seen in scheduler.workers.workers():
+            q = queues.setdefault(seen.beat.queue, {"workers": 0, "slots": 0, "running": 0})
+            q["workers"] += 1
+            q["slots"] += seen.beat.concurrency
+            q["running"] += len(seen.beat.running)
+        check["workerQueues"] = queues
+    return check
 
 
 async def readyz(request: Request) -> JSONResponse:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from eventbus import BusError, EmbeddedNats, EmbeddedServerError, JetStreamBus
+from eventbus import BusError, EmbeddedNats, EmbeddedServerError, JetStreamBus, TaskQueue
 from eventflow.auth import resolve_auth
 from eventflow.config import ServerConfig
 from eventflow.database import open_engine, ping
@@ -34,6 +34,7 @@ from sources.secrets import Secrets
 from workflows.artifacts.repositories import Repositories
 from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
+from workflows.executor.dispatch import WorkerDispatcher
 from workflows.lease import SchedulerLease, holder_name
 from workflows.scheduler import Scheduler
 from workflows.store import FiringRecord, WorkflowStore
@@ -129,6 +130,7 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
     engine = None
     store: WorkflowStore | None = None
     roles: list[Role] = []
+    dispatcher: WorkerDispatcher | None = None
     try:
         sock = bind_socket(config.host, config.port)
         url = config.nats_url
@@ -158,7 +160,16 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
         )
         caps = config.scheduler
         throttle = Throttler(caps.parallelism, caps.namespace_parallelism, caps.namespace_limits)
-        scheduler = Scheduler(store, executor, bus=bus, repositories=repositories, throttle=throttle, default_ttl=caps.ttl_strategy, archive=config.archive.policy())
+        if "scheduler" in config.roles:
+            dispatcher = WorkerDispatcher(TaskQueue(bus), data_dir / "nodes", lost_after_seconds=caps.worker_lost_after_seconds)
+            try:
+                await dispatcher.start()
+            except BusError as exc:
+                raise StartupError(f"remote workers: {exc}") from None
+        scheduler = Scheduler(
+            store, executor, bus=bus, repositories=repositories, throttle=throttle, default_ttl=caps.ttl_strategy,
+            archive=config.archive.policy(), workers=dispatcher, default_executor=caps.executor,
+        )  # fmt: skip
         if reload is not None:
             loop.add_signal_handler(signal.SIGHUP, _reload_caps, scheduler, reload)
         cron = CronRunner(scheduler)
@@ -206,6 +217,8 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
                 await role.stop()
             except Exception:
                 log.exception("role %s failed to stop cleanly", role.name)
+        if dispatcher is not None:
+            await dispatcher.close()
         if bus is not None:
             await bus.close(grace_seconds=config.shutdown_grace_seconds)
         if store is not None:

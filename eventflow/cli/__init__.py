@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from eventflow.cli import archive_cmds, artifact_cmds, completion_cmd, cron_cmds, event_source_cmds, resource_cmds, sensor_cmds, serve_cmd, sync_cmds, token_cmds, watch_cmd, workflow_cmds
+from eventflow.cli import archive_cmds, artifact_cmds, completion_cmd, cron_cmds, event_source_cmds, resource_cmds, sensor_cmds, serve_cmd, sync_cmds, token_cmds, watch_cmd, worker_cmd, workflow_cmds
 from eventflow.errors import EventflowError
 
 __all__ = ["main"]
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"eventflow {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     serve_cmd.register(commands)
+    worker_cmd.register(commands)
     workflow_cmds.register(commands)
     cron_cmds.register(commands)
     artifact_cmds.register(commands)

@@ -7,7 +7,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-
 __all__ = ["register"]
 
 
@@ -25,6 +24,7 @@ def register(commands: Any) -> None:
     p.add_argument("--roles", help="comma-separated roles to run: http, scheduler, sources, sensors (default all)")
     p.add_argument("--auth-file", type=Path, help="API tokens (YAML of hashes; see 'eventflow token create'); default <data-dir>/auth.yaml if it exists (env EVENTFLOW_AUTH_FILE)")
     p.add_argument("--auth", choices=["tokens", "none"], help="'none' serves the API without tokens: only on a loopback --host (env EVENTFLOW_AUTH)")
+    p.add_argument("--executor", choices=["local", "workers"], help="where container and script steps run by default: here, or on 'eventflow worker' processes (env EVENTFLOW_EXECUTOR; config scheduler.executor)")
     p.add_argument("--log-format", choices=["text", "json"])
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     flags = {
         k: getattr(args, k)
-        for k in ("data_dir", "nats_url", "nats_creds", "nats_port", "kubeconfig", "db", "host", "port", "roles", "log_format", "log_level", "auth", "auth_file")
+        for k in ("data_dir", "nats_url", "nats_creds", "nats_port", "kubeconfig", "db", "host", "port", "roles", "log_format", "log_level", "auth", "auth_file", "executor")
     }
     config = load_server_config(flags, config_file=args.config)
     setup_logging(config.log_format, config.log_level)

@@ -30,14 +30,16 @@ def _flag(args: tuple[str, ...], name: str) -> str | None:
 
 
 class ServerProcess:
-    """``eventflow serve`` in a child process; stderr is collected line by line.
+    """``eventflow serve`` (or another long-running ``command``, e.g. ``worker``) in a child process;
+    stderr is collected line by line.
 
     With ``EVENTFLOW_TEST_DB=postgres`` a server given ``--data-dir`` (and no ``--db``) stores in the
     Postgres database that belongs to that data dir, as it would in ``<data-dir>/eventflow.db``: a
     restart on the same dir finds the same store. The database is held until the process has exited.
     """
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, command: str = "serve") -> None:
+        self.command = command
         self.args = args
         self.lines: list[str] = []
         self.env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
@@ -47,7 +49,7 @@ class ServerProcess:
 
     def _store_args(self) -> tuple[str, ...]:
         data_dir = _flag(self.args, "--data-dir")
-        if database.backend() == "sqlite" or data_dir is None or _flag(self.args, "--db") is not None:
+        if self.command != "serve" or database.backend() == "sqlite" or data_dir is None or _flag(self.args, "--db") is not None:
             return ()
         self._db_url = database.acquire(Path(data_dir), "eventflow")
         return ("--db", self._db_url)
@@ -60,7 +62,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         store_args = self._store_args()
         self.proc = subprocess.Popen(
-            eventflow_argv("serve", *self.args, *store_args),
+            eventflow_argv(self.command, *self.args, *store_args),
             cwd=REPO, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -154,3 +156,12 @@ def start_ready(data: Path, *args: str, env: dict[str, str] | None = None) -> Se
         server.stop()  # never leave a half-started server behind a failed test
         raise
     return server
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for a child process to bind)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
