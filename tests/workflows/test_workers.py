@@ -34,8 +34,16 @@ class Fleet:
         self.running: dict[str, tuple[TaskWorker, asyncio.Event, asyncio.Task[None], LocalExecutor]] = {}
 
     async def start(
-        self, name: str, *, queue: str = "default", concurrency: int = 4, grace: float = 5.0
+        self,
+        name: str,
+        *,
+        queue: str = "default",
+        concurrency: int = 4,
+        grace: float = 5.0,
+        mute: bool = False,
     ) -> TaskWorker:
+        """``mute``: cut off from the scheduler's side: it sends no heartbeats and hears no cancels,
+        but still runs its steps and reports them."""
         executor = LocalExecutor(self.base / name)
         worker = TaskWorker(
             TaskQueue(self.bus),
@@ -45,6 +53,9 @@ class Fleet:
             name=name,
             grace_seconds=grace,
         )
+        if mute:
+            worker.tasks.heartbeat = _swallow  # type: ignore[method-assign]
+            worker._on_cancel = _swallow  # type: ignore[method-assign]
         stop = asyncio.Event()
         task = asyncio.create_task(worker.run(stop))
         self.running[name] = (worker, stop, task, executor)
@@ -334,3 +345,63 @@ async def test_a_task_of_another_protocol_is_refused_back_to_the_queue_not_lost(
         ]["protocol"]
         == 99
     )
+
+
+async def test_a_late_result_of_a_step_given_up_for_lost_is_ignored(
+    bus: JetStreamBus, fleet: Fleet, tmp_path: Path
+) -> None:
+    mute = await fleet.start("mute", concurrency=1, mute=True)
+    async with remote_scheduler(tmp_path, bus, lost_after=1.0) as scheduler:
+        record = await scheduler.submit(
+            fan_out(1, "sleep 2.5; echo attempt-{{retries}}", retry={"limit": 1, "retryPolicy": "Always"})
+        )
+        await eventually(lambda: len(mute.held) == 1, timeout=10, what="the step on the mute worker")
+        await fleet.start("healthy")
+        done = await scheduler.wait_done(record.namespace, record.name, 30)
+        assert done.phase.value == "Succeeded", done.message
+        _, nodes = await scheduler.get(record.namespace, record.name)
+        attempts = sorted(pods(nodes), key=lambda n: n.name)
+        assert [n.phase.value for n in attempts] == ["Error", "Succeeded"]
+        assert attempts[0].message == "executor lost: worker mute sent no heartbeat for 1s while the step ran"
+        assert attempts[0].outputs is None or attempts[0].outputs.result is None
+        assert attempts[1].outputs is not None and attempts[1].outputs.result == "attempt-1"
+        # The mute worker did finish the first attempt and reported it; the report was ignored.
+        await eventually(lambda: mute.finished == 1, timeout=10, what="the mute worker's late result")
+        assert scheduler.workers is not None
+        await eventually(
+            lambda: scheduler.workers.ignored_reports >= 1, timeout=10, what="the late result ignored"
+        )
+
+
+async def test_tasks_queued_across_a_nats_restart_all_run_exactly_once(tmp_path: Path, shm: Path) -> None:
+    from eventbus import BusConfig, EmbeddedNats
+    from tests.support.server_proc import free_port
+
+    nats = EmbeddedNats(tmp_path / "nats", port=free_port())
+    url = await nats.start()
+    bus = await JetStreamBus.connect(BusConfig(url=url, prefix="restart", connect_timeout_seconds=10))
+    fleet = Fleet(bus, tmp_path / "workers")
+    try:
+        async with remote_scheduler(tmp_path, bus) as scheduler:
+            record = await scheduler.submit(fan_out(100, f"echo {{{{inputs.parameters.i}}}} >> {shm}/ran"))
+
+            async def queued() -> bool:
+                return (await bus.js.stream_info(bus.subjects.tasks_stream)).state.messages == 100
+
+            await eventually(queued, timeout=30, what="100 tasks queued")
+            await nats.stop()
+            await nats.start()  # same store dir and port: JetStream reloads the queue
+
+            async def reconnected() -> bool:
+                return bus.is_connected and await queued()
+
+            await eventually(reconnected, timeout=30, what="the queue back after the restart")
+            await fleet.start("after", concurrency=16)
+            done = await scheduler.wait_done(record.namespace, record.name, 60)
+            assert done.phase.value == "Succeeded", done.message
+        ran = (shm / "ran").read_text().split()
+        assert sorted(ran, key=int) == [str(i) for i in range(100)]  # each once
+    finally:
+        await fleet.close()
+        await bus.close(grace_seconds=1)
+        await nats.stop()
