@@ -21,10 +21,11 @@ import pytest
 import yaml
 
 from tests.support.poll import eventually_sync
-from tests.support.server_proc import REPO, ServerProcess, eventflow_argv
+from tests.support.server_proc import REPO, ServerProcess, eventflow_argv, start_ready
 
 COMPOSE = REPO / "compose.yaml"
 EVENTFLOW_SERVICES = ("eventflow", "eventflow-standby")
+WORKER_SERVICES = ("worker-1", "worker-2")
 
 
 def services() -> dict[str, Any]:
@@ -51,7 +52,7 @@ def test_services_are_complete_and_their_volumes_declared() -> None:
             )
         for dep in service.get("depends_on", {}):
             assert dep in doc["services"], f"{name}: depends on unknown {dep!r}"
-    for name in EVENTFLOW_SERVICES:
+    for name in (*EVENTFLOW_SERVICES, *WORKER_SERVICES):
         checked = subprocess.run(
             ["sh", "-n", "-c", script(doc["services"][name])], capture_output=True, text=True, check=False
         )
@@ -138,3 +139,58 @@ def test_the_compose_commands_start_a_leader_and_a_standby(
     finally:
         for server in reversed(servers):
             server.stop()
+
+
+@pytest.mark.slow
+def test_the_compose_workers_run_the_steps_labelled_for_them(tmp_path: Path, nats_server: Any) -> None:
+    """Each worker service's command, as written (NATS and its work volume swapped for local ones),
+    runs steps a server on the same NATS queues for workers; the healthcheck's file is kept fresh."""
+    svc = services()
+    prefix = f"compose{os.getpid()}"
+    env = {"EVENTFLOW_BUS_PREFIX": prefix}
+    server = start_ready(tmp_path / "server", "--nats-url", nats_server.url, env=env)
+    workers: list[ServerProcess] = []
+    try:
+        for name in WORKER_SERVICES:
+            (args,) = _eventflow_commands(svc[name])
+            assert args[0] == "worker"
+            swapped = {"nats://nats:4222": nats_server.url, "/work": str(tmp_path / name)}
+            proc = ServerProcess(*[swapped.get(a, a) for a in args[1:]], env=env, command="worker").start()
+            workers.append(proc)
+            proc.wait_for(r"worker \S+ taking tasks", timeout=30)
+        body = {
+            "metadata": {"generateName": "compose-", "labels": {"eventflow.io/executor": "workers"}},
+            "spec": {
+                "entrypoint": "main",
+                "templates": [
+                    {
+                        "name": "main",
+                        "steps": [[{"name": "s", "template": "s", "withSequence": {"count": "6"}}]],
+                    },
+                    {"name": "s", "container": {"image": "alpine", "command": ["sh", "-c", "echo {{item}}"]}},
+                ],
+            },
+        }
+        api = f"{server.base_url}/api/v1/workflows/default"
+        name = httpx.post(api, json={"workflow": body}, timeout=30).json()["metadata"]["name"]
+        eventually_sync(
+            lambda: httpx.get(f"{api}/{name}", timeout=10).json()["status"].get("phase") == "Succeeded",
+            timeout=60,
+            what="the workflow run by the compose workers",
+        )
+        queues = httpx.get(f"{server.base_url}/readyz", timeout=10).json()["checks"]["scheduler"][
+            "workerQueues"
+        ]
+        assert queues["default"]["workers"] == 2
+        assert queues["default"]["slots"] == 16
+        for worker_name in WORKER_SERVICES:  # the healthcheck, run as written against the local volume
+            test = [
+                a.replace("/work/heartbeat", str(tmp_path / worker_name / "heartbeat"))
+                for a in svc[worker_name]["healthcheck"]["test"]
+            ]
+            assert test[0] == "CMD"
+            assert subprocess.run(test[1:], check=False, timeout=30).returncode == 0
+    finally:
+        for proc in workers:
+            proc.stop()
+        server.stop()

@@ -82,7 +82,10 @@ def fan_out() -> dict[str, Any]:
                     "name": "work",
                     "inputs": {"parameters": [{"name": "i"}]},
                     "retryStrategy": {"limit": 3, "retryPolicy": "Always"},
-                    "container": {"image": "alpine", "command": ["sh", "-c", "sleep 0.2; echo out-{{inputs.parameters.i}}"]},
+                    "container": {
+                        "image": "alpine",
+                        "command": ["sh", "-c", "sleep 0.2; echo out-{{inputs.parameters.i}}"],
+                    },
                 },
             ],
         },
@@ -125,7 +128,10 @@ def test_a_fan_out_survives_a_worker_killed_mid_run(cluster: Cluster) -> None:
     lost = [n for n in steps if n["phase"] == "Error"]
     assert lost, "the killed worker held steps: some attempts must have been lost"
     for node in lost:
-        assert node["message"] == f"executor lost: worker w1 sent no heartbeat for {LOST_AFTER}s while the step ran"
+        assert (
+            node["message"]
+            == f"executor lost: worker w1 sent no heartbeat for {LOST_AFTER}s while the step ran"
+        )
     # The server ran nothing itself, and says how many workers are there.
     ready = httpx.get(f"{cluster.server.base_url}/readyz", timeout=10).json()
     assert ready["checks"]["scheduler"]["workerQueues"]["default"]["workers"] == 1
@@ -138,7 +144,9 @@ def test_worker_usage_errors_exit_2(tmp_path: Path) -> None:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-        return subprocess.run(eventflow_argv("worker", *args), cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            eventflow_argv("worker", *args), check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        )
 
     missing = run()
     assert missing.returncode == 2
@@ -152,7 +160,11 @@ def test_a_worker_stopped_with_sigterm_finishes_its_steps_first(cluster: Cluster
     worker = cluster.worker("w1", "--grace-seconds", "30")
     body = fan_out()
     body["spec"]["templates"][0]["steps"][0][0]["withSequence"] = {"count": "4"}
-    body["spec"]["templates"][1]["container"]["command"] = ["sh", "-c", "sleep 2; echo out-{{inputs.parameters.i}}"]
+    body["spec"]["templates"][1]["container"]["command"] = [
+        "sh",
+        "-c",
+        "sleep 2; echo out-{{inputs.parameters.i}}",
+    ]
     created = httpx.post(cluster.api, json={"workflow": body}, timeout=30)
     name = created.json()["metadata"]["name"]
 
@@ -166,6 +178,10 @@ def test_a_worker_stopped_with_sigterm_finishes_its_steps_first(cluster: Cluster
     assert worker.proc is not None and not pid_alive(worker.proc.pid)
     wf = httpx.get(f"{cluster.api}/{name}", timeout=30).json()
     # Each step finished on the stopping worker; nothing was lost or retried.
-    eventually_sync(lambda: httpx.get(f"{cluster.api}/{name}", timeout=30).json()["status"].get("phase") == "Succeeded", timeout=30, what="succeeded")
+    eventually_sync(
+        lambda: httpx.get(f"{cluster.api}/{name}", timeout=30).json()["status"].get("phase") == "Succeeded",
+        timeout=30,
+        what="succeeded",
+    )
     wf = httpx.get(f"{cluster.api}/{name}", timeout=30).json()
     assert sorted(n["phase"] for n in pods(wf)) == ["Succeeded"] * 4

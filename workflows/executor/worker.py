@@ -11,7 +11,7 @@ Top to bottom:
 3. run it with the local executor (the same isolation, limits and argosay emulation as the server's),
    sending its log as it grows and then the result (retried until stored: a result is never dropped);
 4. every second, a heartbeat naming the tasks held, which is how the scheduler tells a live worker
-   from a dead one;
+   from a dead one (and a touch of ``<work dir>/heartbeat``, for a container healthcheck);
 5. on stop: take nothing more, let running steps finish for ``grace_seconds``, then stop them and
    report each ``lost`` so the scheduler retries it at once instead of waiting for silence.
 
@@ -97,6 +97,7 @@ class TaskWorker:
         self.finished = 0
         self.refused = 0
         self._slot = asyncio.Event()
+        self.health_file = executor.work_dir / "heartbeat"
 
     def __repr__(self) -> str:
         return f"<TaskWorker {self.name} queue={self.queue!r} held={len(self.held)}/{self.concurrency} finished={self.finished}>"
@@ -294,6 +295,9 @@ class TaskWorker:
                 running={node: held.task.task for node, held in self.held.items()}, host=host, pid=pid,
             )  # fmt: skip
             await self.tasks.heartbeat(self.name, beat.model_dump_json().encode())
+            # Its mtime says the loop is alive, for a container healthcheck (compose.yaml).
+            with contextlib.suppress(OSError):
+                self.health_file.touch()
             await asyncio.sleep(self.heartbeat_seconds)
 
     async def _on_cancel(self, node: str, payload: bytes) -> None:
