@@ -93,7 +93,8 @@ def _scheduler_check(state: AppState) -> dict[str, Any] | None:
             q["workers"] += 1
             q["slots"] += seen.beat.concurrency
             q["running"] += len(seen.beat.running)
-        check["workerQueues"] = queues
+        if queues:
+            check["workerQueues"] = queues
     return check
 
 
