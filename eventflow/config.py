@@ -96,7 +96,7 @@ class SchedulerSettings(BaseModel):
         default=None, alias="ttlStrategy",
         description="default ttlStrategy of workflows without their own (Argo's workflowDefaults.spec.ttlStrategy)",
     )  # fmt: skip
-    executor: Literal["local", "workers"] = Field(
+    executor: Literal["local", "workers", "kubernetes"] = Field(
         default="local", description="where container and script steps run unless the label eventflow.io/executor says"
     )
     worker_lost_after_seconds: float = Field(

@@ -35,6 +35,7 @@ from workflows.artifacts.repositories import Repositories
 from workflows.cronrunner import CronRunner
 from workflows.executor import LocalExecutor
 from workflows.executor.dispatch import WorkerDispatcher
+from workflows.executor.kubernetes import KubernetesExecutor
 from workflows.lease import SchedulerLease, holder_name
 from workflows.scheduler import Scheduler
 from workflows.store import FiringRecord, WorkflowStore
@@ -131,6 +132,7 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
     store: WorkflowStore | None = None
     roles: list[Role] = []
     dispatcher: WorkerDispatcher | None = None
+    pods: KubernetesExecutor | None = None
     try:
         sock = bind_socket(config.host, config.port)
         url = config.nats_url
@@ -166,9 +168,14 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
                 await dispatcher.start()
             except BusError as exc:
                 raise StartupError(f"remote workers: {exc}") from None
+        kube = _cluster(config.kubeconfig)
+        if kube is not None and "scheduler" in config.roles:
+            pods = KubernetesExecutor(kube, data_dir / "nodes")
+        elif caps.executor == "kubernetes":
+            raise StartupError("scheduler.executor kubernetes needs a cluster: give --kubeconfig FILE (or in-cluster)")
         scheduler = Scheduler(
             store, executor, bus=bus, repositories=repositories, throttle=throttle, default_ttl=caps.ttl_strategy,
-            archive=config.archive.policy(), workers=dispatcher, default_executor=caps.executor,
+            archive=config.archive.policy(), workers=dispatcher, kubernetes=pods, default_executor=caps.executor,
         )  # fmt: skip
         if reload is not None:
             loop.add_signal_handler(signal.SIGHUP, _reload_caps, scheduler, reload)
@@ -181,7 +188,6 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
             runtime = SourceRuntime(bus, webhooks, secrets)
             extra["sources"] = runtime
         if "sensors" in config.roles:
-            kube = _cluster(config.kubeconfig)
             sensors = SensorRuntime(bus, store, record_type=FiringRecord, trigger_context={"scheduler": scheduler, "bus": bus, "resources": store, "secrets": secrets, "resource_dir": data_dir / "trigger-resources", "kube": kube})
             extra["sensors"] = sensors
         state = AppState(bus=bus, engine=engine, started_at=started_at, roles=config.roles, extra=extra, tokens=tokens)
@@ -219,6 +225,8 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
                 log.exception("role %s failed to stop cleanly", role.name)
         if dispatcher is not None:
             await dispatcher.close()
+        if pods is not None:
+            await pods.close()
         if bus is not None:
             await bus.close(grace_seconds=config.shutdown_grace_seconds)
         if store is not None:
@@ -235,10 +243,10 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
 
 
 def _cluster(kubeconfig: str | None) -> Any:
-    """The Kubernetes cluster k8s triggers write to, when one is configured."""
+    """The Kubernetes cluster k8s triggers write to and the Kubernetes executor runs pods on, if any."""
     if not kubeconfig:
         return None
-    from triggers._kube import Cluster, KubeConfigError
+    from workflows.kube import Cluster, KubeConfigError
 
     try:
         return Cluster.in_cluster() if kubeconfig == "in-cluster" else Cluster.from_kubeconfig(kubeconfig)

@@ -18,11 +18,17 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from triggers._kube import MERGE_PATCH, KubeClient
+from triggers._kube import MERGE_PATCH, KubeClient, as_trigger_outcome
 from triggers._source import ResourceSource
-from triggers._workflows import KEY_ANNOTATION, create_workflow, firing_annotations, firing_labels, is_workflow
-from triggers.k8s import CLUSTER_HOWTO, create_object
+from triggers._workflows import (
+    KEY_ANNOTATION,
+    create_workflow,
+    firing_annotations,
+    firing_labels,
+    is_workflow,
+)
 from triggers.base import Firing, TriggerContext, TriggerFailed, TriggerRejected, TriggerResult, register
+from triggers.k8s import CLUSTER_HOWTO, create_object
 from workflows.scheduler import WorkflowNotActive, WorkflowNotFound
 from workflows.store import AlreadyExists
 from workflows.submit import SubmitOptions
@@ -145,7 +151,8 @@ class ArgoWorkflowTrigger:
             raise TriggerRejected("; ".join(problems))
         resource = firing.apply_parameters(await config.source.load(self.context, firing.namespace))
         if config.target == "cluster":
-            return await self._in_cluster(config, firing, resource, flags)
+            with as_trigger_outcome():
+                return await self._in_cluster(config, firing, resource, flags)
         scheduler = self.context.scheduler
         if scheduler is None:
             raise TriggerFailed("no workflow scheduler runs in this process")

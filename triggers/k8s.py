@@ -41,6 +41,7 @@ from triggers._kube import (
     KubeConfigError,
     KubeNotFound,
     ObjectRef,
+    as_trigger_outcome,
 )
 from triggers._source import ResourceSource
 from triggers._workflows import (
@@ -166,9 +167,10 @@ class K8sTrigger:
                 raise TriggerRejected(f"{config.operation!r} of a Workflow in the built-in scheduler is not supported (it creates them); use target: cluster or the argoWorkflow trigger")
             return await create_workflow(self.context, firing, resource)
         client = self._connect(config, resource)
-        obj, detail = await _operate(client, config, firing, resource)
-        if obj is not None:
-            await self._apply_policy(client, obj, firing.policy)
+        with as_trigger_outcome():
+            obj, detail = await _operate(client, config, firing, resource)
+            if obj is not None:
+                await self._apply_policy(client, obj, firing.policy)
         return TriggerResult(detail)
 
     async def close(self) -> None:

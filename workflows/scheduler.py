@@ -21,7 +21,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +40,7 @@ from workflows.durations import parse_duration
 from workflows.executor import ProcessResult, ProcessSpec, VolumeMountFailed
 from workflows.executor.dispatch import NotRemotable, TaskRefused, WorkerDispatcher, WorkerLost
 from workflows.executor.http import run_http
+from workflows.executor.kubernetes import KubernetesExecutor
 from workflows.executor.layout import NodeDirs
 from workflows.executor.plugins import (
     CONFIGMAP_LABEL,
@@ -50,7 +51,9 @@ from workflows.executor.plugins import (
     PluginVerdict,
     plugin_from_configmap,
 )
+from workflows.executor.pods import PodSpecError, pod_manifest
 from workflows.expressions import substitute
+from workflows.kube import KubeError
 from workflows.lifecycle import OutboxPublisher, deleted_event, lifecycle_event, progress
 from workflows.models import Template, TTLStrategy, Workflow
 from workflows.operator.state import WorkflowRun
@@ -107,12 +110,13 @@ class NotLeader(RuntimeError):
 
 
 MEMO_LABEL = "workflows.argoproj.io/configmap-type"
-# Where a container or script step runs: ``local`` (this server) or ``workers`` (remote workers, on
-# the queue ``eventflow.io/worker-queue`` names, default ``default``). A template's
-# ``metadata.labels`` win over the workflow's labels, which win over the server's default.
+# Where a container or script step runs: ``local`` (this server), ``workers`` (remote workers, on
+# the queue ``eventflow.io/worker-queue`` names, default ``default``) or ``kubernetes`` (a pod on the
+# server's cluster). A template's ``metadata.labels`` win over the workflow's labels, which win over
+# the server's default.
 EXECUTOR_LABEL = "eventflow.io/executor"
 WORKER_QUEUE_LABEL = "eventflow.io/worker-queue"
-EXECUTORS = ("local", "workers")
+EXECUTORS = ("local", "workers", "kubernetes")
 
 
 class Executor(Protocol):
@@ -182,12 +186,15 @@ class Scheduler:
         default_ttl: TTLStrategy | None = None,
         archive: ArchivePolicy | None = None,
         workers: WorkerDispatcher | None = None,
+        kubernetes: KubernetesExecutor | None = None,
         default_executor: str = "local",
     ) -> None:
         self.store = store
         self.executor = executor
         # Remote workers (``eventflow worker``), for steps whose executor is ``workers``.
         self.workers = workers
+        # Pods on a cluster (the server's --kubeconfig), for steps whose executor is ``kubernetes``.
+        self.kubernetes = kubernetes
         self.default_executor = default_executor
         # Semaphores and mutexes shared by all workflows, and the caps on running workflows.
         self.sync = SyncManager()
@@ -566,6 +573,8 @@ class Scheduler:
                 self._recovered[node.id] = result
             else:
                 lost.append(node)
+        if lost and self.kubernetes is not None:  # a pod outlives the server: stop it, it counts as lost
+            self._background(self.kubernetes.delete_pods([n.id for n in lost], run.record.namespace))
         for node in lost:
             # The process died with the previous server; it cannot be trusted to have finished.
             run.put(
@@ -626,8 +635,11 @@ class Scheduler:
         self._forget(record.uid)
         if await self.store.delete_workflow(record.uid, [deleted_event(self.subjects, record, dict(nodes))]):
             self._publish_wake.set()
-        # Its steps' directories and logs go with it, as its pods would.
-        await asyncio.to_thread(self._discard, [n.id for n in nodes.values() if n.type is NodeType.POD])
+        # Its steps' directories and logs go with it, as its pods would (and its pods, if it had any).
+        pods = [n.id for n in nodes.values() if n.type is NodeType.POD]
+        await asyncio.to_thread(self._discard, pods)
+        if self.kubernetes is not None:
+            await self.kubernetes.delete_pods(pods)
         # Its claims, staged inputs and (artifactGC) artifacts go with it.
         await asyncio.to_thread(shutil.rmtree, self._volumes_dir(record.uid), True)
         keys = gc_keys(nodes.values(), {"OnWorkflowDeletion", "OnWorkflowCompletion"})
@@ -635,7 +647,11 @@ class Scheduler:
             await self._collect_garbage(record, keys, "OnWorkflowDeletion")
 
     def _gc_task(self, record: WorkflowRecord, keys: list[str], strategy: str) -> None:
-        task = asyncio.create_task(self._collect_garbage(record, keys, strategy), name=f"artifact-gc-{record.name}")
+        self._background(self._collect_garbage(record, keys, strategy), name=f"artifact-gc-{record.name}")
+
+    def _background(self, work: Coroutine[Any, Any, None], *, name: str | None = None) -> None:
+        """Clean-up that must not hold up the loop; ``stop()`` waits for it."""
+        task = asyncio.create_task(work, name=name)
         self._gc_tasks.add(task)
         task.add_done_callback(self._gc_tasks.discard)
 
@@ -922,8 +938,7 @@ class Scheduler:
                 asyncio.get_running_loop().run_in_executor(None, self._cleanup, settled)
             self._pod_gc(run, [n.id for n in run.nodes.values() if n.type is NodeType.POD], ended=True)
             if run.workflow.spec.executor_plugins:  # its own plugin processes end with it
-                self._gc_tasks.add(task := asyncio.create_task(self.plugins.stop_scope(record.uid)))
-                task.add_done_callback(self._gc_tasks.discard)
+                self._background(self.plugins.stop_scope(record.uid))
             return
         if settled:  # committed now: their private dirs and saved results can go, off the hot path
             asyncio.get_running_loop().run_in_executor(None, self._cleanup, settled)
@@ -974,6 +989,9 @@ class Scheduler:
             delay = 0.0  # lint reports the bad duration; the logs go at once rather than never
         loop = asyncio.get_running_loop()
         loop.call_later(delay, lambda: loop.run_in_executor(None, self._discard, doomed))
+        if self.kubernetes is not None:
+            kube = self.kubernetes
+            loop.call_later(delay, lambda: self._background(kube.delete_pods(doomed)))
 
     def _discard(self, node_ids: list[str]) -> None:
         """Every file of these nodes, logs included (podGC, a deleted workflow)."""
@@ -1009,6 +1027,10 @@ class Scheduler:
         if launch.template.plugin is not None:  # one long-lived plugin process serves every such node
             await asyncio.shield(committed)
             await self._run_plugin(run, launch)
+            return
+        if self._executor_of(run, launch) == "kubernetes":
+            await asyncio.shield(committed)
+            await self._run_pod(run, launch)
             return
         if launch.template.http is not None:  # in this loop, as Argo's agent runs it: no process
             await asyncio.shield(committed)
@@ -1078,14 +1100,49 @@ class Scheduler:
                 await asyncio.gather(*sidecars, return_exceptions=True)
         await self._settle_with_outputs(run, launch, result)
 
-    def _worker_queue(self, run: WorkflowRun, launch: Launch) -> str | None:
-        """The worker queue this leaf goes to, or None to run it here (see ``EXECUTOR_LABEL``)."""
+    def _executor_of(self, run: WorkflowRun, launch: Launch) -> str:
+        """Where this leaf runs (see ``EXECUTOR_LABEL``); only container and script steps can move."""
+        if launch.template.main_container is None:
+            return "local"
         own = (launch.template.metadata.labels or {}) if launch.template.metadata else {}
-        labels = run.record.labels or {}
-        choice = own.get(EXECUTOR_LABEL) or labels.get(EXECUTOR_LABEL) or self.default_executor
-        if choice != "workers":
+        return own.get(EXECUTOR_LABEL) or (run.record.labels or {}).get(EXECUTOR_LABEL) or self.default_executor
+
+    def _worker_queue(self, run: WorkflowRun, launch: Launch) -> str | None:
+        """The worker queue this leaf goes to, or None to run it here."""
+        if self._executor_of(run, launch) != "workers":
             return None
-        return own.get(WORKER_QUEUE_LABEL) or labels.get(WORKER_QUEUE_LABEL) or "default"
+        own = (launch.template.metadata.labels or {}) if launch.template.metadata else {}
+        return own.get(WORKER_QUEUE_LABEL) or (run.record.labels or {}).get(WORKER_QUEUE_LABEL) or "default"
+
+    async def _run_pod(self, run: WorkflowRun, launch: Launch) -> None:
+        """A container or script step as a pod on the server's cluster (``executor.kubernetes``)."""
+        tmpl = launch.template
+        if self.kubernetes is None:
+            self._settle(run, launch, None, "executor 'kubernetes' needs a cluster: start the server with --kubeconfig FILE (or in-cluster)")
+            return
+        node = run.nodes[launch.node_id]
+        if (node.inputs or {}).get("artifacts") or (tmpl.outputs is not None and tmpl.outputs.artifacts):
+            self._settle(run, launch, None, "executor 'kubernetes' does not move artifacts yet: use eventflow.io/executor: local for this template")
+            return
+        spec = process_spec(launch.node_id, tmpl)
+        deadline = None if launch.deadline is None else int(max(1.0, launch.deadline - time.time()))
+        try:
+            manifest = pod_manifest(
+                node_id=launch.node_id, node_name=node.name, namespace=run.record.namespace, workflow=run.workflow,
+                workflow_name=run.record.name, template=tmpl, env=spec.env, output_paths=spec.output_paths,
+                active_deadline_seconds=deadline,
+            )  # fmt: skip
+            result = await self.kubernetes.run(
+                manifest, output_paths=spec.output_paths, deadline_at=launch.deadline, deadline_message=launch.deadline_message
+            )
+        except (PodSpecError, KubeError) as exc:
+            self._settle(run, launch, None, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - the node must end whatever broke, or the workflow hangs
+            log.exception("kubernetes executor failed on node %s", launch.node_id)
+            self._settle(run, launch, None, f"executor error: {exc}")
+            return
+        await self._settle_with_outputs(run, launch, result)
 
     @property
     def _work_dir(self) -> Path:

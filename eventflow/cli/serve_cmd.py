@@ -24,7 +24,7 @@ def register(commands: Any) -> None:
     p.add_argument("--roles", help="comma-separated roles to run: http, scheduler, sources, sensors (default all)")
     p.add_argument("--auth-file", type=Path, help="API tokens (YAML of hashes; see 'eventflow token create'); default <data-dir>/auth.yaml if it exists (env EVENTFLOW_AUTH_FILE)")
     p.add_argument("--auth", choices=["tokens", "none"], help="'none' serves the API without tokens: only on a loopback --host (env EVENTFLOW_AUTH)")
-    p.add_argument("--executor", choices=["local", "workers"], help="where container and script steps run by default: here, or on 'eventflow worker' processes (env EVENTFLOW_EXECUTOR; config scheduler.executor)")
+    p.add_argument("--executor", choices=["local", "workers", "kubernetes"], help="where container and script steps run by default: here, on 'eventflow worker' processes, or as pods on the --kubeconfig cluster (env EVENTFLOW_EXECUTOR; config scheduler.executor)")
     p.add_argument("--log-format", choices=["text", "json"])
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=run)

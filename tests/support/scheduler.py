@@ -13,6 +13,7 @@ from tests.support.database import async_database_url
 from workflows.artifacts.repositories import Repositories
 from workflows.executor import LocalExecutor
 from workflows.executor.dispatch import WorkerDispatcher
+from workflows.executor.kubernetes import KubernetesExecutor
 from workflows.models import TTLStrategy
 from workflows.retention import ArchivePolicy
 from workflows.scheduler import Scheduler
@@ -28,6 +29,7 @@ async def running_scheduler(
     default_ttl: TTLStrategy | None = None,
     archive: ArchivePolicy | None = None,
     workers: WorkerDispatcher | None = None,
+    kubernetes: KubernetesExecutor | None = None,
     default_executor: str = "local",
     **executor_options: object,
 ) -> AsyncIterator[Scheduler]:
@@ -39,7 +41,7 @@ async def running_scheduler(
         executor = LocalExecutor(tmp_path / "nodes", **executor_options)  # type: ignore[arg-type]
         scheduler = Scheduler(
             store, executor, bus=bus, repositories=repositories, default_ttl=default_ttl, archive=archive,
-            workers=workers, default_executor=default_executor,
+            workers=workers, kubernetes=kubernetes, default_executor=default_executor,
         )  # fmt: skip
         await scheduler.start()
         try:

@@ -1,0 +1,257 @@
+"""KubernetesExecutor: run a container or script step as a Pod through the Kubernetes API.
+
+The scheduler builds the pod (``pods.pod_manifest``); this creates it, waits for it to end, reads its
+log and its main container's exit code and termination message, and deletes it when told (``podGC``,
+a deleted workflow, a cancelled step). It returns the same :class:`ProcessResult` as a local step:
+
+- ``result`` is the main container's log as the API serves it. That is stdout and stderr interleaved,
+  as ``kubectl logs`` shows them; Argo's emissary keeps stdout apart, the API cannot.
+- the log is also written to the node's log file here, so ``eventflow logs`` works once the step ends.
+- ``exit_code`` is the main container's. A pod that failed without one (evicted, image not pulled,
+  ``activeDeadlineSeconds`` passed) has none, and its reason is the error.
+
+One poller per namespace lists the pods that have steps waiting on them (one request per interval,
+however many steps run). A pod that vanishes while its step waits (deleted, evicted and collected)
+ends the step with Argo's ``pod deleted``. The API being unreachable is retried until the step's
+deadline: the pod keeps running meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from workflows.executor.layout import NodeDirs
+from workflows.executor.pods import MAIN, WORKFLOW_LABEL, parse_outputs
+from workflows.executor.spec import ProcessResult, save_result
+from workflows.kube import Cluster, KubeApiError, KubeClient, KubeError, KubeNotFound, KubeUnavailable
+
+__all__ = ["KubernetesExecutor", "PodFailed"]
+
+log = logging.getLogger("workflows.executor.kubernetes")
+
+
+class PodFailed(KubeError):
+    """The step's pod could not be created or followed (the message names the pod and the reason)."""
+
+
+@dataclass
+class _Waiter:
+    name: str
+    future: asyncio.Future[dict[str, Any]]
+    seen: bool = False  # listed at least once: from then on, missing means deleted
+    created: float = field(default_factory=time.monotonic)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class KubernetesExecutor:
+    """Runs steps as pods on ``cluster``; one per scheduler. ``close()`` it when done."""
+
+    def __init__(
+        self, cluster: Cluster, work_dir: Path, *, poll_seconds: float = 1.0, result_limit: int = 256 * 1024
+    ) -> None:
+        self.cluster = cluster
+        self.work_dir = Path(work_dir)
+        self.poll_seconds = poll_seconds
+        self.result_limit = result_limit
+        self._client: KubeClient | None = None
+        self._waiting: dict[str, dict[str, _Waiter]] = {}  # namespace -> pod name -> waiter
+        self._pollers: dict[str, asyncio.Task[None]] = {}
+        self.pods: dict[str, str] = {}  # node id -> namespace, for the pods this executor created
+        self.created = 0
+
+    def __repr__(self) -> str:
+        return f"<KubernetesExecutor {self.cluster.server} created={self.created} waiting={sum(map(len, self._waiting.values()))}>"
+
+    @property
+    def client(self) -> KubeClient:
+        if self._client is None:
+            self._client = self.cluster()
+        return self._client
+
+    async def close(self) -> None:
+        for task in self._pollers.values():
+            task.cancel()
+        for task in self._pollers.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._pollers.clear()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    # -- running a step ---------------------------------------------------------------------------
+
+    async def run(
+        self,
+        manifest: dict[str, Any],
+        *,
+        output_paths: Sequence[str] = (),
+        deadline_at: float | None = None,
+        deadline_message: str = "",
+    ) -> ProcessResult:
+        """Create the pod, wait for it to end, and return how it ended; on cancellation the pod is
+        deleted and the cancellation propagates. Raises :class:`PodFailed` when the pod cannot be made."""
+        meta = manifest["metadata"]
+        name, namespace = str(meta["name"]), str(meta["namespace"])
+        dirs = NodeDirs(self.work_dir / name)
+        dirs.node.mkdir(parents=True, exist_ok=True)
+        started_at = _now()
+        await self._create(manifest)
+        self.pods[name] = namespace
+        try:
+            if deadline_at is None:
+                pod = await self._wait(namespace, name)
+            else:
+                try:
+                    pod = await asyncio.wait_for(
+                        self._wait(namespace, name), max(0.0, deadline_at - time.time())
+                    )
+                except TimeoutError:
+                    await self._delete(namespace, name)
+                    return self._ended(
+                        dirs, started_at, None, "", {}, deadline_message or "step deadline exceeded"
+                    )
+        except asyncio.CancelledError:
+            await asyncio.shield(self._delete(namespace, name))
+            raise
+        if pod.get("deleted"):  # Argo's wording; an infrastructure failure (Error), retried per policy
+            self.pods.pop(name, None)
+            raise PodFailed("pod deleted")
+        return await self._finished(dirs, started_at, pod, output_paths)
+
+    async def _create(self, manifest: dict[str, Any]) -> None:
+        meta = manifest["metadata"]
+        for attempt in range(5):
+            try:
+                await self.client.create(manifest)
+                self.created += 1
+                return
+            except KubeUnavailable as exc:
+                if attempt == 4:
+                    raise PodFailed(f"cannot create pod {meta['namespace']}/{meta['name']}: {exc}") from None
+                await asyncio.sleep(0.5 * 2**attempt)
+            except KubeApiError as exc:
+                if exc.status == 409:  # ours from before a restart, or a retried create that got through
+                    return
+                raise PodFailed(f"cannot create pod {meta['namespace']}/{meta['name']}: {exc}") from None
+
+    async def _wait(self, namespace: str, name: str) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(name, loop.create_future())
+        self._waiting.setdefault(namespace, {})[name] = waiter
+        if namespace not in self._pollers or self._pollers[namespace].done():
+            self._pollers[namespace] = asyncio.create_task(self._poll(namespace), name=f"pods-{namespace}")
+        try:
+            return await waiter.future
+        finally:
+            waiting = self._waiting.get(namespace, {})
+            if waiting.get(name) is waiter:
+                del waiting[name]
+
+    async def _poll(self, namespace: str) -> None:
+        """One list per interval for every step waiting in ``namespace``; stops when none waits."""
+        while self._waiting.get(namespace):
+            try:
+                listed = await self.client.list("v1", "Pod", namespace, label_selector=WORKFLOW_LABEL)
+            except KubeError as exc:
+                log.warning("cannot list pods in %s (%s); retrying", namespace, exc)
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            pods = {str((p.get("metadata") or {}).get("name")): p for p in listed}
+            for name, waiter in list(self._waiting.get(namespace, {}).items()):
+                if waiter.future.done():
+                    continue
+                pod = pods.get(name)
+                if pod is None:
+                    # Listed before and now gone: deleted. Never listed: give a new pod a moment.
+                    if waiter.seen or time.monotonic() - waiter.created > 30:
+                        waiter.future.set_result({"deleted": True})
+                    continue
+                waiter.seen = True
+                if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                    waiter.future.set_result(pod)
+            await asyncio.sleep(self.poll_seconds)
+
+    async def _finished(
+        self, dirs: NodeDirs, started_at: datetime, pod: dict[str, Any], output_paths: Sequence[str]
+    ) -> ProcessResult:
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        name, namespace = str(meta.get("name")), str(meta.get("namespace"))
+        main = next((c for c in status.get("containerStatuses") or [] if c.get("name") == MAIN), {})
+        terminated = (main.get("state") or {}).get("terminated") or {}
+        exit_code = terminated.get("exitCode")
+        message = str(terminated.get("message") or "")
+        error: str | None = None
+        if exit_code is None:
+            error = str(
+                status.get("message")
+                or status.get("reason")
+                or "the pod failed before its main container ended"
+            )
+        elif terminated.get("reason") == "OOMKilled":
+            error = f"OOMKilled (exit code {exit_code})"
+        try:
+            text = await self.client.pod_log(namespace, name, MAIN)
+        except KubeError as exc:
+            text = ""
+            log.warning("cannot read the log of pod %s/%s: %s", namespace, name, exc)
+        outputs = parse_outputs(message, output_paths) if output_paths else {}
+        return self._ended(
+            dirs, started_at, None if exit_code is None else int(exit_code), text, outputs, error
+        )
+
+    def _ended(
+        self,
+        dirs: NodeDirs,
+        started_at: datetime,
+        exit_code: int | None,
+        text: str,
+        outputs: dict[str, str | None],
+        error: str | None,
+    ) -> ProcessResult:
+        dirs.log.write_text(text)
+        result = text.removesuffix("\n")
+        if len(result) > self.result_limit:
+            result = result[: self.result_limit] + "\n... (truncated: the whole output is in the step's log)"
+        ended = ProcessResult(
+            exit_code=exit_code,
+            result=result,
+            log_path=dirs.log,
+            outputs=outputs,
+            error=error,
+            started_at=started_at,
+            finished_at=_now(),
+        )
+        with contextlib.suppress(OSError):
+            save_result(dirs.node, ended)
+        return ended
+
+    # -- removing pods ----------------------------------------------------------------------------
+
+    async def _delete(self, namespace: str, name: str) -> None:
+        try:
+            await self.client.delete(("v1", "Pod", namespace, name))
+        except KubeNotFound:
+            pass
+        except KubeError as exc:
+            log.warning("could not delete pod %s/%s: %s", namespace, name, exc)
+        self.pods.pop(name, None)
+
+    async def delete_pods(self, node_ids: Sequence[str], namespace: str | None = None) -> None:
+        """Delete the pods of these nodes (``podGC``, a deleted workflow, a lost step): the ones this
+        executor created, and with ``namespace`` any other of those names there (from before a restart)."""
+        for node_id in node_ids:
+            where = self.pods.get(node_id, namespace)
+            if where is not None:
+                await self._delete(where, node_id)
