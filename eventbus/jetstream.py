@@ -73,6 +73,7 @@ class JetStreamBus:
         self._js: JetStreamContext | None = None
         self._consumers: list[Consumer] = []
         self._tails: set[Tail] = set()
+        self._internal_tails: set[Tail] = set()
         self.published = 0
         self.rejected = 0
         self._closing = False
@@ -119,7 +120,9 @@ class JetStreamBus:
             except (OSError, nats.errors.Error, TimeoutError) as exc:
                 last_error = str(exc) or type(exc).__name__
             if time.monotonic() + delay > deadline:
-                raise BusUnavailable(self._safe_url, f"gave up after {self.config.connect_timeout_seconds:.0f}s: {last_error}")
+                raise BusUnavailable(
+                    self._safe_url, f"gave up after {self.config.connect_timeout_seconds:.0f}s: {last_error}"
+                )
             log.warning("NATS at %s not reachable (%s); retrying in %.2fs", self._safe_url, last_error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -201,7 +204,9 @@ class JetStreamBus:
         return [
             _limits_config(s.events_stream, [s.all_events], c.events, c.duplicate_window_seconds),
             _limits_config(s.workflows_stream, [s.all_workflows], c.workflows, c.duplicate_window_seconds),
-            _limits_config(s.undeliverable_stream, [s.all_undeliverable], c.undeliverable, c.duplicate_window_seconds),
+            _limits_config(
+                s.undeliverable_stream, [s.all_undeliverable], c.undeliverable, c.duplicate_window_seconds
+            ),
         ]
 
     async def ensure_streams(self) -> None:
@@ -215,7 +220,9 @@ class JetStreamBus:
                 log.info("created stream %s for %s", cfg.name, cfg.subjects)
                 continue
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as exc:
-                raise BusUnavailable(self._safe_url, f"JetStream did not answer ({type(exc).__name__}); is it enabled (-js)?") from None
+                raise BusUnavailable(
+                    self._safe_url, f"JetStream did not answer ({type(exc).__name__}); is it enabled (-js)?"
+                ) from None
             try:
                 await jsm.update_stream(cfg)
             except nats.js.errors.APIError as exc:
@@ -249,7 +256,9 @@ class JetStreamBus:
         self._acks[token] = future
         timer = loop.call_later(self.config.publish_timeout_seconds, self._ack_expired, token)
         try:
-            await self.nc.publish(subject, encode(event), reply=f"{self._ack_prefix}.{token}", headers=headers_for(event))
+            await self.nc.publish(
+                subject, encode(event), reply=f"{self._ack_prefix}.{token}", headers=headers_for(event)
+            )
             reply = await future
             ack = json.loads(reply.data)
         except BaseException as exc:
@@ -283,7 +292,9 @@ class JetStreamBus:
                     subject, event = item if isinstance(item, tuple) else (self.event_subject(item), item)
                     subjects.append(subject)
                     try:
-                        futures.append(await js.publish_async(subject, encode(event), headers=headers_for(event)))
+                        futures.append(
+                            await js.publish_async(subject, encode(event), headers=headers_for(event))
+                        )
                     except (nats.errors.Error, OSError) as exc:
                         futures.append(self._publish_error(subject, exc))
         except TimeoutError:
@@ -319,7 +330,10 @@ class JetStreamBus:
         if isinstance(exc, nats.js.errors.APIError):
             return PublishRejected(subject, exc.description or str(exc), code=exc.err_code)
         if isinstance(exc, (TimeoutError, nats.errors.TimeoutError)):
-            return BusUnavailable(self._safe_url, f"no acknowledgement for {subject!r} within {self.config.publish_timeout_seconds:.1f}s")
+            return BusUnavailable(
+                self._safe_url,
+                f"no acknowledgement for {subject!r} within {self.config.publish_timeout_seconds:.1f}s",
+            )
         if isinstance(exc, nats.js.errors.TooManyStalledMsgsError):
             return BusUnavailable(self._safe_url, "too many unacknowledged publishes in flight")
         if isinstance(exc, (nats.errors.Error, OSError)):
@@ -369,9 +383,11 @@ class JetStreamBus:
         after: int | None = None,
         batch: int = 64,
         heartbeat_seconds: float = 2.0,
+        internal: bool = False,
     ) -> Tail:
         """Open a :class:`~eventbus.tail.Tail`: the events on ``subjects`` stored after stream sequence
-        ``after`` (``None``: from now on), in order, then live. Close it when done."""
+        ``after`` (``None``: from now on), in order, then live. Close it when done. ``internal``: one
+        the server keeps for itself, not counted in :attr:`open_tails`."""
         tail = Tail(
             self,
             stream=stream or self.subjects.events_stream,
@@ -381,15 +397,19 @@ class JetStreamBus:
             heartbeat_seconds=heartbeat_seconds,
         )
         self._tails.add(tail)
+        if internal:
+            self._internal_tails.add(tail)
         return await tail.open()  # a tail that fails to open closes (and forgets) itself
 
     @property
     def open_tails(self) -> int:
-        """How many tails are open (each holds one ephemeral consumer on the server)."""
-        return len(self._tails)
+        """How many tails are open for readers (each holds one ephemeral consumer on the server);
+        the server's own (``internal``) are not counted."""
+        return len(self._tails - self._internal_tails)
 
     def _forget_tail(self, tail: Tail) -> None:
         self._tails.discard(tail)
+        self._internal_tails.discard(tail)
 
     async def kv(self, bucket: str, *, history: int = 1, ttl_seconds: float | None = None) -> KeyValue:
         """Open (creating if needed) a KV bucket scoped to this bus prefix."""

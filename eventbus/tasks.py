@@ -169,8 +169,15 @@ class TaskQueue:
 
     async def follow_reports(self) -> Tail:
         """Every report stored from now on, in order (close the tail when done)."""
+        return await self.follow_reports_after(None)
+
+    async def follow_reports_after(self, seq: int | None) -> Tail:
+        """Every report stored after stream sequence ``seq`` (None: from now on), in order."""
         return await self.bus.tail(
-            [self.subjects.task_report("*", "*")], stream=self.subjects.task_reports_stream
+            [self.subjects.task_report("*", "*")],
+            stream=self.subjects.task_reports_stream,
+            after=seq,
+            internal=True,
         )
 
     async def last_report(self, node: str, kind: str) -> CloudEvent | None:

@@ -1138,7 +1138,7 @@ class Scheduler:
         except (PodSpecError, KubeError) as exc:
             self._settle(run, launch, None, str(exc))
             return
-        except Exception as exc:  # noqa: BLE001 - the node must end whatever broke, or the workflow hangs
+        except Exception as exc:  # the node must end whatever broke, or the workflow hangs
             log.exception("kubernetes executor failed on node %s", launch.node_id)
             self._settle(run, launch, None, f"executor error: {exc}")
             return

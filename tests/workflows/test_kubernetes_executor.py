@@ -256,7 +256,7 @@ async def test_without_a_cluster_or_with_an_unreachable_one_the_step_says_why(tm
     async with kube_scheduler(
         tmp_path / "gone", Cluster.from_url("http://127.0.0.1:9", timeout=1)
     ) as scheduler:
-        done, nodes = await run_to_end(scheduler, workflow([step]), timeout=60)
+        _, nodes = await run_to_end(scheduler, workflow([step]), timeout=60)
     (node,) = pods_of(nodes).values()
     assert node.phase.value == "Error"
     assert node.message is not None and node.message.startswith("cannot create pod default/")

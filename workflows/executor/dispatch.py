@@ -276,11 +276,7 @@ class WorkerDispatcher:
             while True:
                 await asyncio.sleep(1.0)
                 try:
-                    tail = await self.tasks.bus.tail(
-                        [self.tasks.subjects.task_report("*", "*")],
-                        stream=self.tasks.subjects.task_reports_stream,
-                        after=after,
-                    )
+                    tail = await self.tasks.follow_reports_after(after)
                     break
                 except BusError as exc:
                     log.warning("cannot re-open worker reports (%s); retrying", exc)
