@@ -52,6 +52,7 @@ from workflows.executor.plugins import (
     plugin_from_configmap,
 )
 from workflows.executor.pods import PodSpecError, pod_manifest
+from workflows.executor.resource import ResourceOutcome, run_resource
 from workflows.expressions import substitute
 from workflows.kube import KubeError
 from workflows.lifecycle import OutboxPublisher, deleted_event, lifecycle_event, progress
@@ -1032,6 +1033,10 @@ class Scheduler:
             await asyncio.shield(committed)
             await self._run_pod(run, launch)
             return
+        if launch.template.resource is not None:  # through the Kubernetes API, from this loop
+            await asyncio.shield(committed)
+            await self._run_resource(run, launch)
+            return
         if launch.template.http is not None:  # in this loop, as Argo's agent runs it: no process
             await asyncio.shield(committed)
             log_path = self._node_log(launch.node_id)
@@ -1114,6 +1119,21 @@ class Scheduler:
         own = (launch.template.metadata.labels or {}) if launch.template.metadata else {}
         return own.get(WORKER_QUEUE_LABEL) or (run.record.labels or {}).get(WORKER_QUEUE_LABEL) or "default"
 
+    async def _run_resource(self, run: WorkflowRun, launch: Launch) -> None:
+        """A resource template: its action on the server's cluster, then its conditions."""
+        log_path = self._node_log(launch.node_id)
+        if self.kubernetes is None:
+            outcome = ResourceOutcome("Error", "resource templates need a Kubernetes cluster: start the server with --kubeconfig FILE (or in-cluster)")
+        else:
+            outcome = await run_resource(
+                self.kubernetes.client, launch.template, namespace=run.record.namespace, poll_seconds=self.kubernetes.poll_seconds,
+                deadline=launch.deadline, deadline_message=launch.deadline_message,
+            )  # fmt: skip
+        lines = [*outcome.log, f"{outcome.phase}: {outcome.message or ''}"]
+        await asyncio.to_thread(_write_log, log_path, "\n".join(lines) + "\n")
+        answer = PluginVerdict(outcome.phase, outcome.message, {"parameters": outcome.parameters} if outcome.parameters else None)
+        self._settle(run, launch, None, None, verdict=(answer, log_path))
+
     async def _run_pod(self, run: WorkflowRun, launch: Launch) -> None:
         """A container or script step as a pod on the server's cluster (``executor.kubernetes``)."""
         tmpl = launch.template
@@ -1193,7 +1213,7 @@ class Scheduler:
             verdict = PluginVerdict("Failed", str(exc))
         log_path = self._node_log(launch.node_id)
         await asyncio.to_thread(_write_log, log_path, f"{verdict.phase}: {verdict.message or ''}\n")
-        self._settle(run, launch, None, None, plugin=(verdict, log_path))
+        self._settle(run, launch, None, None, verdict=(verdict, log_path))
 
     # -- artifacts ----------------------------------------------------------------------------
 
@@ -1403,16 +1423,16 @@ class Scheduler:
         *,
         artifacts: list[dict[str, Any]] | None = None,
         artifact_error: str | None = None,
-        plugin: tuple[PluginVerdict, Path] | None = None,
+        verdict: tuple[PluginVerdict, Path] | None = None,
     ) -> None:
         node = run.nodes.get(launch.node_id)
         if node is None or node.phase.done or run.record.uid not in self.runs:
             return
         update: dict[str, Any] = {"finished_at": self.clock()}
-        if plugin is not None:  # the plugin's answer is the node's phase, message and outputs
-            verdict, log_path = plugin
-            outputs = NodeOutputs.model_validate(verdict.outputs or {})
-            update.update(phase=NodePhase(verdict.phase), message=verdict.message, outputs=outputs, log_path=str(log_path))
+        if verdict is not None:  # a plugin's or resource step's answer: the node's phase, message, outputs
+            answer, log_path = verdict
+            outputs = NodeOutputs.model_validate(answer.outputs or {})
+            update.update(phase=NodePhase(answer.phase), message=answer.message, outputs=outputs, log_path=str(log_path))
             for param in (launch.template.outputs.parameters or []) if launch.template.outputs else []:
                 value = outputs.parameter(param.name)
                 if param.global_name and value is not None:

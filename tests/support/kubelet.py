@@ -20,12 +20,26 @@ import contextlib
 import os
 import signal
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kmock import KubernetesEmulator, ResourceInfo, Server, subresource
+from kmock._internal import enums
+
+
+class NamingEmulator(KubernetesEmulator):
+    """The emulator, plus what the API server does with ``metadata.generateName``: a name is made."""
+
+    async def _handle(self, request: Any) -> Any:
+        data = request.data if request.action == enums.action.CREATE else None
+        meta = data.get("metadata") if isinstance(data, dict) else None
+        if isinstance(meta, dict) and meta.get("generateName") and not meta.get("name"):
+            meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
+        return await super()._handle(request)
+
 
 from workflows.kube import Cluster
 
@@ -140,7 +154,7 @@ class KubeApi:
 async def kube_api() -> AsyncIterator[KubeApi]:
     """The emulator on a local port, with the fake kubelet running."""
     with tempfile.TemporaryDirectory(prefix="kubelet-") as work:
-        async with KubernetesEmulator() as emulator, Server(emulator) as server:
+        async with NamingEmulator() as emulator, Server(emulator) as server:
             for key, info in RESOURCES.items():
                 emulator.resources[key] = info
             kubelet = FakeKubelet(emulator, Path(work))

@@ -452,7 +452,7 @@ class Operator:
             # Argo lets a template name its nodes, e.g. "os-{{inputs.parameters.image}}".
             node = self.run.put(node.model_copy(update={"display_name": substitute(custom, scope, strict=False)}))
         match kind:
-            case TemplateType.CONTAINER | TemplateType.SCRIPT | TemplateType.CONTAINER_SET | TemplateType.HTTP | TemplateType.PLUGIN:
+            case TemplateType.CONTAINER | TemplateType.SCRIPT | TemplateType.CONTAINER_SET | TemplateType.HTTP | TemplateType.PLUGIN | TemplateType.RESOURCE:
                 return self._leaf(node, tmpl, scope)
             case TemplateType.STEPS:
                 return self._steps(node, tmpl, scope, context)
