@@ -51,7 +51,7 @@ from workflows.executor.plugins import (
     PluginVerdict,
     plugin_from_configmap,
 )
-from workflows.executor.pods import PodSpecError, pod_manifest
+from workflows.executor.pods import PodSpecError, pod_manifest, stand_in_manifest
 from workflows.executor.resource import ResourceOutcome, run_resource
 from workflows.expressions import substitute
 from workflows.kube import KubeError
@@ -202,7 +202,9 @@ class Scheduler:
         self.throttle = throttle or Throttler()
         # Artifacts: the server's repository (a directory beside the nodes' dirs unless configured).
         self.repositories = repositories or Repositories(
-            RepositoryConfig(), local_root=Path(getattr(executor, "work_dir", ".")).parent / "artifacts", bus=bus
+            RepositoryConfig(),
+            local_root=Path(getattr(executor, "work_dir", ".")).parent / "artifacts",
+            bus=bus,
         )
         self.subjects = subjects or (bus.subjects if bus else Subjects())
         self.outbox = OutboxPublisher(store, bus)
@@ -338,9 +340,15 @@ class Scheduler:
                 except Exception:
                     log.exception("walking workflow %s/%s failed", run.record.namespace, run.name)
                     try:
-                        await self._fail(run, WorkflowPhase.ERROR, "internal error while operating the workflow; see the server log")
+                        await self._fail(
+                            run,
+                            WorkflowPhase.ERROR,
+                            "internal error while operating the workflow; see the server log",
+                        )
                     except Exception:  # the loop must outlive any one workflow
-                        log.exception("could not record the failure of workflow %s/%s", run.record.namespace, run.name)
+                        log.exception(
+                            "could not record the failure of workflow %s/%s", run.record.namespace, run.name
+                        )
                         self._forget(uid)
                 self._rest_after(uid, began)
 
@@ -387,7 +395,9 @@ class Scheduler:
         self, record: WorkflowRecord, *, recovering: bool, reuse: dict[str, NodeStatus] | None = None
     ) -> WorkflowRun:
         workflow = Workflow.model_validate(record.manifest)
-        stored = {k: Template.model_validate(v) for k, v in (record.status.get("storedTemplates") or {}).items()}
+        stored = {
+            k: Template.model_validate(v) for k, v in (record.status.get("storedTemplates") or {}).items()
+        }
         nodes = await self.store.load_nodes(record.uid) if recovering else {}
         run = WorkflowRun(record=record, workflow=workflow, nodes=nodes, stored_templates=stored)
         for node in _reused_steps(reuse or {}, record.name):
@@ -396,7 +406,9 @@ class Scheduler:
             run.global_outputs[param["name"]] = param.get("value")
         for art in (record.status.get("outputs") or {}).get("artifacts", []):
             run.global_artifacts[art["name"]] = art
-        run.memo = await self._load_memo(record.namespace, [*(workflow.spec.templates or []), *stored.values()])
+        run.memo = await self._load_memo(
+            record.namespace, [*(workflow.spec.templates or []), *stored.values()]
+        )
         self.runs[record.uid] = run
         self._launched[record.uid] = set()
         if recovering:
@@ -440,7 +452,13 @@ class Scheduler:
             return True
         if not await self._load_limits(run, requests):
             return False
-        message = self.sync.acquire(f"{record.namespace}/{record.name}", requests, workflow=record.uid, priority=priority, created=created)
+        message = self.sync.acquire(
+            f"{record.namespace}/{record.name}",
+            requests,
+            workflow=record.uid,
+            priority=priority,
+            created=created,
+        )
         if message is not None:
             await self._wait_pending(run, message)
             return False
@@ -453,7 +471,12 @@ class Scheduler:
             return
         record.message = message
         self._set_sync_status(record, sync)
-        await self.store.commit(record.uid, workflow={"message": message, "status": record.status}, node_updates=run.take_dirty(), events=[])
+        await self.store.commit(
+            record.uid,
+            workflow={"message": message, "status": record.status},
+            node_updates=run.take_dirty(),
+            events=[],
+        )
 
     @staticmethod
     def _set_sync_status(record: WorkflowRecord, sync: dict[str, Any]) -> bool:
@@ -474,7 +497,9 @@ class Scheduler:
             try:
                 limit = await self._read_limit(request)
             except ValueError as exc:
-                await self._fail(run, WorkflowPhase.ERROR, f"Failed to acquire the synchronization lock. {exc}")
+                await self._fail(
+                    run, WorkflowPhase.ERROR, f"Failed to acquire the synchronization lock. {exc}"
+                )
                 return False
             for waiter in self.sync.set_limit(request.name, limit):
                 self._want(waiter)
@@ -485,16 +510,22 @@ class Scheduler:
             ns, name, key = request.config_map
             found = await self.store.get_resource("ConfigMap", ns, name)
             if found is None:
-                raise ValueError(f'failed to get semaphore limit for {request.name}: ConfigMap "{name}" not found in namespace "{ns}"')
+                raise ValueError(
+                    f'failed to get semaphore limit for {request.name}: ConfigMap "{name}" not found in namespace "{ns}"'
+                )
             value = (found.manifest.get("data") or {}).get(key)
             if value is None:
-                raise ValueError(f'failed to get semaphore limit for {request.name}: ConfigMap "{name}" has no key "{key}"')
+                raise ValueError(
+                    f'failed to get semaphore limit for {request.name}: ConfigMap "{name}" has no key "{key}"'
+                )
         else:
             assert request.database_key is not None
             ns, key = request.database_key
             found = await self.store.get_resource(SYNC_LIMIT_KIND, ns, key)
             if found is None:
-                raise ValueError(f"failed to get semaphore limit for {request.name}: no sync limit {ns}/{key} (create it with `eventflow sync create`)")
+                raise ValueError(
+                    f"failed to get semaphore limit for {request.name}: no sync limit {ns}/{key} (create it with `eventflow sync create`)"
+                )
             value = found.manifest.get("sizeLimit")
         return parse_limit(value, request.name)
 
@@ -528,7 +559,9 @@ class Scheduler:
         for waiter in self.throttle.configure(parallelism, namespace_parallelism, overrides):
             self._want(waiter)
 
-    async def _load_memo(self, namespace: str, templates: list[Template]) -> dict[str, dict[str, dict[str, Any]]]:
+    async def _load_memo(
+        self, namespace: str, templates: list[Template]
+    ) -> dict[str, dict[str, dict[str, Any]]]:
         """The memoization caches the templates use: Argo's cache ConfigMaps, one JSON entry per key."""
         memo: dict[str, dict[str, dict[str, Any]]] = {}
         for tmpl in templates:
@@ -551,17 +584,23 @@ class Scheduler:
         namespace = run.record.namespace
         for cache in sorted({c for c, _ in dirty}):
             record = await self.store.get_resource("ConfigMap", namespace, cache)
-            manifest = record.manifest if record else {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": cache, "namespace": namespace, "labels": {MEMO_LABEL: "Cache"}},
-            }
+            manifest = (
+                record.manifest
+                if record
+                else {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": cache, "namespace": namespace, "labels": {MEMO_LABEL: "Cache"}},
+                }
+            )
             data = dict(manifest.get("data") or {})
             for c, key in dirty:
                 if c == cache and key in run.memo.get(cache, {}):
                     data[key] = json.dumps(run.memo[cache][key])
             manifest = {**manifest, "data": data}
-            await self.store.put_resource(ResourceRecord(kind="ConfigMap", namespace=namespace, name=cache, manifest=manifest))
+            await self.store.put_resource(
+                ResourceRecord(kind="ConfigMap", namespace=namespace, name=cache, manifest=manifest)
+            )
 
     def _recover_leaves(self, run: WorkflowRun) -> None:
         unfinished = [n for n in run.nodes.values() if n.type.value == "Pod" and not n.phase.done]
@@ -580,7 +619,11 @@ class Scheduler:
             # The process died with the previous server; it cannot be trusted to have finished.
             run.put(
                 node.model_copy(
-                    update={"phase": NodePhase.ERROR, "message": "executor lost: the server restarted while this step ran", "finished_at": self.clock()}
+                    update={
+                        "phase": NodePhase.ERROR,
+                        "message": "executor lost: the server restarted while this step ran",
+                        "finished_at": self.clock(),
+                    }
                 )
             )
 
@@ -600,7 +643,9 @@ class Scheduler:
         if not self.leading:
             # Stored (and so accepted); the lease holder adopts it. Memoized reuse needs the nodes there.
             await self.store.create_workflow(record)
-            log.info("stored workflow %s/%s for the scheduler on %s", record.namespace, record.name, self.leader)
+            log.info(
+                "stored workflow %s/%s for the scheduler on %s", record.namespace, record.name, self.leader
+            )
             return record
         self._loading.add(record.uid)
         try:
@@ -662,7 +707,9 @@ class Scheduler:
         try:
             repo = await self.repositories.open(self.repositories.config_of(record.status))
             removed = await delete_artifacts(repo, keys)
-            log.info("artifactGC %s for %s/%s: %d files deleted", strategy, record.namespace, record.name, removed)
+            log.info(
+                "artifactGC %s for %s/%s: %d files deleted", strategy, record.namespace, record.name, removed
+            )
         except (RepositoryError, ValueError, OSError) as exc:
             log.warning("artifactGC %s for %s/%s failed: %s", strategy, record.namespace, record.name, exc)
 
@@ -684,13 +731,23 @@ class Scheduler:
         if strategy == "Terminate":
             for node in list(run.nodes.values()):
                 if not node.phase.done:
-                    run.put(node.model_copy(update={"phase": NodePhase.FAILED, "message": message, "finished_at": stamp}))
+                    run.put(
+                        node.model_copy(
+                            update={"phase": NodePhase.FAILED, "message": message, "finished_at": stamp}
+                        )
+                    )
             await self._fail(run, WorkflowPhase.FAILED, message)
             return run.record
         for node in list(run.nodes.values()):
             if node.type.value == "Pod" and not node.phase.done and not self._in_exit_handler(run, node):
-                run.put(node.model_copy(update={"phase": NodePhase.FAILED, "message": message, "finished_at": stamp}))
-        await self.store.commit(run.record.uid, workflow={"status": run.record.status}, node_updates=run.take_dirty())
+                run.put(
+                    node.model_copy(
+                        update={"phase": NodePhase.FAILED, "message": message, "finished_at": stamp}
+                    )
+                )
+        await self.store.commit(
+            run.record.uid, workflow={"status": run.record.status}, node_updates=run.take_dirty()
+        )
         self._want(run.record.uid)
         return run.record
 
@@ -742,24 +799,47 @@ class Scheduler:
         stamp = self.clock()
         finished = []
         for node in list(run.nodes.values()):
-            if node.type.value == "Suspend" and node.phase == NodePhase.RUNNING and (node_filter is None or node_filter(node)):
-                outputs = supplied_outputs(node, run.template(node.template_name or ""), parameters or {}, final=True)
-                finished.append(node.model_copy(update={"phase": NodePhase.SUCCEEDED, "finished_at": stamp, "outputs": outputs}))
+            if (
+                node.type.value == "Suspend"
+                and node.phase == NodePhase.RUNNING
+                and (node_filter is None or node_filter(node))
+            ):
+                outputs = supplied_outputs(
+                    node, run.template(node.template_name or ""), parameters or {}, final=True
+                )
+                finished.append(
+                    node.model_copy(
+                        update={"phase": NodePhase.SUCCEEDED, "finished_at": stamp, "outputs": outputs}
+                    )
+                )
         run.record.status.pop("suspended", None)
         for node in finished:
             run.put(node)
-        await self.store.commit(run.record.uid, workflow={"status": run.record.status}, node_updates=run.take_dirty())
+        await self.store.commit(
+            run.record.uid, workflow={"status": run.record.status}, node_updates=run.take_dirty()
+        )
         self._want(run.record.uid)
         return run.record
 
     async def set_node_outputs(
-        self, namespace: str, name: str, *, node_filter: Callable[[NodeStatus], bool], parameters: dict[str, str]
+        self,
+        namespace: str,
+        name: str,
+        *,
+        node_filter: Callable[[NodeStatus], bool],
+        parameters: dict[str, str],
     ) -> WorkflowRecord:
         """Argo's ``node set --output-parameter``: supply outputs of suspended nodes before resuming."""
         run = await self._active(namespace, name)
-        matched = [n for n in run.nodes.values() if n.type.value == "Suspend" and n.phase == NodePhase.RUNNING and node_filter(n)]
+        matched = [
+            n
+            for n in run.nodes.values()
+            if n.type.value == "Suspend" and n.phase == NodePhase.RUNNING and node_filter(n)
+        ]
         if not matched:
-            raise InvalidNodeUpdate(f"workflow {namespace}/{name} has no suspended node matching the selector")
+            raise InvalidNodeUpdate(
+                f"workflow {namespace}/{name} has no suspended node matching the selector"
+            )
         for node in matched:
             outputs = supplied_outputs(node, run.template(node.template_name or ""), parameters, final=False)
             run.put(node.model_copy(update={"outputs": outputs}))
@@ -781,14 +861,20 @@ class Scheduler:
         # and so do the exit hooks of steps that run again.
         exits = [n.name for n in nodes.values() if n.name.startswith(f"{record.name}.onExit")]
         exits += [f"{nodes[nid].name}.onExit" for nid in removed]
-        removed |= {nid for nid, n in nodes.items() if any(n.name == e or n.name.startswith((f"{e}.", f"{e}[")) for e in exits)}
+        removed |= {
+            nid
+            for nid, n in nodes.items()
+            if any(n.name == e or n.name.startswith((f"{e}.", f"{e}[")) for e in exits)
+        }
         bad -= removed
         kept: dict[str, NodeStatus] = {}
         for nid, node in nodes.items():
             if nid in removed:
                 continue
             if nid in bad:
-                node = node.model_copy(update={"phase": NodePhase.RUNNING, "message": None, "finished_at": None})
+                node = node.model_copy(
+                    update={"phase": NodePhase.RUNNING, "message": None, "finished_at": None}
+                )
             node = node.model_copy(update={"children": [c for c in node.children if c not in removed]})
             kept[nid] = node
         record.phase, record.message, record.finished_at = WorkflowPhase.RUNNING, None, None
@@ -842,7 +928,9 @@ class Scheduler:
         self.walks += 1
         record = run.record
         # A retried workflow is Running again without its workflow-level locks: it takes them first too.
-        relock = run.workflow.spec.synchronization is not None and not self.sync.holds(f"{record.namespace}/{record.name}")
+        relock = run.workflow.spec.synchronization is not None and not self.sync.holds(
+            f"{record.namespace}/{record.name}"
+        )
         if (record.phase == WorkflowPhase.PENDING or relock) and not await self._admitted(run):
             return
         operator = Operator(run, self.clock, self._launched[run.record.uid], self.sync)
@@ -858,7 +946,9 @@ class Scheduler:
                 record.message = None
                 changes["message"] = None
             events.append(lifecycle_event(self.subjects, record, WorkflowPhase.RUNNING, run.nodes))
-        elif record.message is not None and record.message.startswith("Waiting for") and not record.phase.done:
+        elif (
+            record.message is not None and record.message.startswith("Waiting for") and not record.phase.done
+        ):
             record.message = None  # a retried workflow that waited for its lock has it now
             changes["message"] = None
         for launch in operator.launches:
@@ -870,7 +960,9 @@ class Scheduler:
         if run.global_outputs or run.global_artifacts:
             global_outputs: dict[str, Any] = {}
             if run.global_outputs:
-                global_outputs["parameters"] = [{"name": k, "value": v} for k, v in run.global_outputs.items()]
+                global_outputs["parameters"] = [
+                    {"name": k, "value": v} for k, v in run.global_outputs.items()
+                ]
             if run.global_artifacts:
                 global_outputs["artifacts"] = [{**a, "name": k} for k, a in run.global_artifacts.items()]
             if record.status.get("outputs") != global_outputs:
@@ -879,6 +971,7 @@ class Scheduler:
         exit_node = operator.exit_node
         hooks_done = all(h.phase.done for h in operator.hook_nodes)
         finished = root.phase.done and hooks_done and (exit_node is None or exit_node.phase.done)
+
         # Template-level locks of nodes that ended go now (all of them once the workflow ends).
         # So do the places in queues of nodes this walk no longer reached (a branch that failFast ended).
         def keep(holder: str) -> bool:
@@ -905,7 +998,9 @@ class Scheduler:
         for launch in launches:
             self._start_leaf(run, launch, committed)
         try:
-            await self._commit(record.uid, workflow=changes or None, node_updates=run.take_dirty(), events=events)
+            await self._commit(
+                record.uid, workflow=changes or None, node_updates=run.take_dirty(), events=events
+            )
         except Exception as exc:
             if launches:
                 committed.set_exception(exc)
@@ -918,7 +1013,12 @@ class Scheduler:
             try:
                 await self._save_memo(run)
             except Exception as exc:  # noqa: BLE001 - a cache write that fails costs a re-run later, nothing else
-                log.warning("could not store memoization cache entries of %s/%s: %s", record.namespace, record.name, exc)
+                log.warning(
+                    "could not store memoization cache entries of %s/%s: %s",
+                    record.namespace,
+                    record.name,
+                    exc,
+                )
         if events:
             self._publish_wake.set()
         if record.phase.done:
@@ -968,7 +1068,11 @@ class Scheduler:
         }.get(strategy, False)
         if not due:
             return
-        wanted = ((gc.label_selector or {}).get("matchLabels") or {}) if isinstance(gc.label_selector, dict) else {}
+        wanted = (
+            ((gc.label_selector or {}).get("matchLabels") or {})
+            if isinstance(gc.label_selector, dict)
+            else {}
+        )
         doomed = []
         for node_id in node_ids:
             node = run.nodes.get(node_id)
@@ -978,7 +1082,9 @@ class Scheduler:
                 continue
             if wanted:
                 tmpl = run.template(node.template_name or "")
-                labels = (tmpl.metadata.labels or {}) if tmpl is not None and tmpl.metadata is not None else {}
+                labels = (
+                    (tmpl.metadata.labels or {}) if tmpl is not None and tmpl.metadata is not None else {}
+                )
                 if any(labels.get(k) != v for k, v in wanted.items()):
                     continue
             doomed.append(node_id)
@@ -1067,8 +1173,17 @@ class Scheduler:
         queue = self._worker_queue(run, launch)
         if queue is not None and (self.workers is None or tmpl.init_containers or tmpl.sidecars):
             await asyncio.shield(committed)
-            why = "this scheduler has no bus" if self.workers is None else "init containers and sidecars run beside the main container"
-            self._settle(run, launch, None, f"executor 'workers' cannot run this step: {why}; use {EXECUTOR_LABEL}: local")
+            why = (
+                "this scheduler has no bus"
+                if self.workers is None
+                else "init containers and sidecars run beside the main container"
+            )
+            self._settle(
+                run,
+                launch,
+                None,
+                f"executor 'workers' cannot run this step: {why}; use {EXECUTOR_LABEL}: local",
+            )
             return
         sidecars: list[asyncio.Task[ProcessResult]] = []
         try:
@@ -1085,7 +1200,9 @@ class Scheduler:
             if queue is None or self.workers is None:
                 result = await self.executor.run(spec, gate=asyncio.shield(committed))
             else:
-                result = await self.workers.run(spec, queue=queue, deadline_at=launch.deadline, gate=asyncio.shield(committed))
+                result = await self.workers.run(
+                    spec, queue=queue, deadline_at=launch.deadline, gate=asyncio.shield(committed)
+                )
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -1110,7 +1227,9 @@ class Scheduler:
         if launch.template.main_container is None:
             return "local"
         own = (launch.template.metadata.labels or {}) if launch.template.metadata else {}
-        return own.get(EXECUTOR_LABEL) or (run.record.labels or {}).get(EXECUTOR_LABEL) or self.default_executor
+        return (
+            own.get(EXECUTOR_LABEL) or (run.record.labels or {}).get(EXECUTOR_LABEL) or self.default_executor
+        )
 
     def _worker_queue(self, run: WorkflowRun, launch: Launch) -> str | None:
         """The worker queue this leaf goes to, or None to run it here."""
@@ -1123,26 +1242,59 @@ class Scheduler:
         """A resource template: its action on the server's cluster, then its conditions."""
         log_path = self._node_log(launch.node_id)
         if self.kubernetes is None:
-            outcome = ResourceOutcome("Error", "resource templates need a Kubernetes cluster: start the server with --kubeconfig FILE (or in-cluster)")
+            outcome = ResourceOutcome(
+                "Error",
+                "resource templates need a Kubernetes cluster: start the server with --kubeconfig FILE (or in-cluster)",
+            )
         else:
-            outcome = await run_resource(
-                self.kubernetes.client, launch.template, namespace=run.record.namespace, poll_seconds=self.kubernetes.poll_seconds,
-                deadline=launch.deadline, deadline_message=launch.deadline_message,
+            res = launch.template.resource
+            assert res is not None
+            own_pod = launch.node_id in (res.manifest or "") or launch.node_id in (res.flags or [])
+            stand_in = stand_in_manifest(
+                node_id=launch.node_id, node_name=run.nodes[launch.node_id].name, namespace=run.record.namespace, workflow_name=run.record.name
             )  # fmt: skip
+            try:
+                async with self.kubernetes.stand_in(stand_in) if own_pod else contextlib.nullcontext():
+                    outcome = await run_resource(
+                        self.kubernetes.client, launch.template, namespace=run.record.namespace, poll_seconds=self.kubernetes.poll_seconds,
+                        deadline=launch.deadline, deadline_message=launch.deadline_message,
+                    )  # fmt: skip
+            except KubeError as exc:
+                outcome = ResourceOutcome("Error", str(exc))
         lines = [*outcome.log, f"{outcome.phase}: {outcome.message or ''}"]
         await asyncio.to_thread(_write_log, log_path, "\n".join(lines) + "\n")
-        answer = PluginVerdict(outcome.phase, outcome.message, {"parameters": outcome.parameters} if outcome.parameters else None)
+        answer = PluginVerdict(
+            outcome.phase, outcome.message, {"parameters": outcome.parameters} if outcome.parameters else None
+        )
         self._settle(run, launch, None, None, verdict=(answer, log_path))
 
     async def _run_pod(self, run: WorkflowRun, launch: Launch) -> None:
         """A container or script step as a pod on the server's cluster (``executor.kubernetes``)."""
         tmpl = launch.template
         if self.kubernetes is None:
-            self._settle(run, launch, None, "executor 'kubernetes' needs a cluster: start the server with --kubeconfig FILE (or in-cluster)")
+            self._settle(
+                run,
+                launch,
+                None,
+                "executor 'kubernetes' needs a cluster: start the server with --kubeconfig FILE (or in-cluster)",
+            )
             return
         node = run.nodes[launch.node_id]
         if (node.inputs or {}).get("artifacts") or (tmpl.outputs is not None and tmpl.outputs.artifacts):
-            self._settle(run, launch, None, "executor 'kubernetes' does not move artifacts yet: use eventflow.io/executor: local for this template")
+            self._settle(
+                run,
+                launch,
+                None,
+                "executor 'kubernetes' does not move artifacts yet: use eventflow.io/executor: local for this template",
+            )
+            return
+        if run.workflow.spec.volume_claim_templates:
+            self._settle(
+                run,
+                launch,
+                None,
+                "executor 'kubernetes' does not create volumeClaimTemplates yet: use a persistentVolumeClaim volume, or eventflow.io/executor: local",
+            )
             return
         spec = process_spec(launch.node_id, tmpl)
         deadline = None if launch.deadline is None else int(max(1.0, launch.deadline - time.time()))
@@ -1153,7 +1305,10 @@ class Scheduler:
                 active_deadline_seconds=deadline,
             )  # fmt: skip
             result = await self.kubernetes.run(
-                manifest, output_paths=spec.output_paths, deadline_at=launch.deadline, deadline_message=launch.deadline_message
+                manifest,
+                output_paths=spec.output_paths,
+                deadline_at=launch.deadline,
+                deadline_message=launch.deadline_message,
             )
         except (PodSpecError, KubeError) as exc:
             self._settle(run, launch, None, str(exc))
@@ -1192,11 +1347,19 @@ class Scheduler:
 
     async def _run_plugin(self, run: WorkflowRun, launch: Launch) -> None:
         rec = run.record
-        meta = {"name": rec.name, "namespace": rec.namespace, "uid": rec.uid, "labels": rec.labels, "annotations": rec.annotations}
+        meta = {
+            "name": rec.name,
+            "namespace": rec.namespace,
+            "uid": rec.uid,
+            "labels": rec.labels,
+            "annotations": rec.annotations,
+        }
         template = launch.template.model_dump(by_alias=True, exclude_none=True, mode="json")
         # As Argo's agent gets it: the template with this node's input values filled in.
         node = run.nodes.get(launch.node_id)
-        values = {p["name"]: p.get("value") for p in ((node.inputs or {}).get("parameters") or [])} if node else {}
+        values = (
+            {p["name"]: p.get("value") for p in ((node.inputs or {}).get("parameters") or [])} if node else {}
+        )
         for param in (template.get("inputs") or {}).get("parameters") or []:
             if param.get("name") in values:
                 param["value"] = values[param["name"]]
@@ -1218,10 +1381,14 @@ class Scheduler:
     # -- artifacts ----------------------------------------------------------------------------
 
     def _with_output_artifacts(self, spec: ProcessSpec, tmpl: Template) -> ProcessSpec:
-        wanted = tuple((a.name, a.path) for a in ((tmpl.outputs.artifacts or []) if tmpl.outputs else []) if a.path)
+        wanted = tuple(
+            (a.name, a.path) for a in ((tmpl.outputs.artifacts or []) if tmpl.outputs else []) if a.path
+        )
         if not wanted:
             return spec
-        return dataclasses.replace(spec, output_artifacts=wanted, artifact_limit_bytes=self.repositories.max_bytes)
+        return dataclasses.replace(
+            spec, output_artifacts=wanted, artifact_limit_bytes=self.repositories.max_bytes
+        )
 
     def _artifact_dir(self, run: WorkflowRun, node_id: str) -> Path:
         return self._volumes_dir(run.record.uid) / "artifacts" / node_id
@@ -1264,10 +1431,24 @@ class Scheduler:
             if archive_logs and result.log_path.exists():
                 key = f"{base}/main.log"
                 await repo.put_file(key, result.log_path)
-                saved.append({"name": "main-logs", "key": key, "archive": {"none": {}}, "kind": "file", "size": result.log_path.stat().st_size})
+                saved.append(
+                    {
+                        "name": "main-logs",
+                        "key": key,
+                        "archive": {"none": {}},
+                        "kind": "file",
+                        "size": result.log_path.stat().st_size,
+                    }
+                )
         except (ArtifactFailure, RepositoryError, ValueError, OSError) as exc:
             # A step that failed anyway keeps its own failure; one that succeeded fails on this.
-            error = None if not ok else str(exc) if isinstance(exc, ArtifactFailure) else f"failed to save outputs: {exc}"
+            error = (
+                None
+                if not ok
+                else str(exc)
+                if isinstance(exc, ArtifactFailure)
+                else f"failed to save outputs: {exc}"
+            )
             if not ok:
                 log.info("node %s: output artifacts not saved: %s", launch.node_id, exc)
         self._settle(run, launch, result, None, artifacts=saved, artifact_error=error)
@@ -1287,9 +1468,15 @@ class Scheduler:
         self, run: WorkflowRun, launch: Launch, container: Any, main_mounts: tuple[tuple[str, str, bool], ...]
     ) -> ProcessSpec:
         """An init container or sidecar of a leaf: its own process and root, the pod's volumes."""
-        body = container.model_dump(by_alias=True, exclude_none=True, exclude={"mirrorVolumeMounts", "mirror_volume_mounts"})
+        body = container.model_dump(
+            by_alias=True, exclude_none=True, exclude={"mirrorVolumeMounts", "mirror_volume_mounts"}
+        )
         tmpl = Template.model_validate({"name": container.name, "container": body})
-        mounts = main_mounts if container.mirror_volume_mounts else self._mounts(run, launch, container.volume_mounts or [])
+        mounts = (
+            main_mounts
+            if container.mirror_volume_mounts
+            else self._mounts(run, launch, container.volume_mounts or [])
+        )
         return dataclasses.replace(process_spec(f"{launch.node_id}-{container.name}", tmpl), mounts=mounts)
 
     async def _init_containers(
@@ -1343,11 +1530,17 @@ class Scheduler:
             if name == "main":  # the set's outputs are read where its main container ends
                 spec = self._with_output_artifacts(spec, launch.template)
                 spec = dataclasses.replace(spec, output_paths=_output_paths(launch.template))
-            run.put(run.nodes[children[name].id].model_copy(update={"phase": NodePhase.RUNNING, "started_at": self.clock()}))
+            run.put(
+                run.nodes[children[name].id].model_copy(
+                    update={"phase": NodePhase.RUNNING, "started_at": self.clock()}
+                )
+            )
             self._want(run.record.uid)
             result = await self.executor.run(spec)
             phase = NodePhase.SUCCEEDED if result.exit_code == 0 and not result.error else NodePhase.FAILED
-            message = result.error or (None if phase == NodePhase.SUCCEEDED else f"Error (exit code {result.exit_code})")
+            message = result.error or (
+                None if phase == NodePhase.SUCCEEDED else f"Error (exit code {result.exit_code})"
+            )
             run.put(run.nodes[children[name].id].model_copy(update={
                 "phase": phase, "message": message, "finished_at": self.clock(), "log_path": str(result.log_path),
             }))  # fmt: skip
@@ -1360,8 +1553,16 @@ class Scheduler:
         outcomes = await asyncio.gather(*done.values(), return_exceptions=True)
         for name, outcome in zip(containers, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                message = f"dependency {outcome.name!r} did not succeed" if isinstance(outcome, _Skipped) else str(outcome)
-                run.put(run.nodes[children[name].id].model_copy(update={"phase": NodePhase.FAILED, "message": message, "finished_at": self.clock()}))
+                message = (
+                    f"dependency {outcome.name!r} did not succeed"
+                    if isinstance(outcome, _Skipped)
+                    else str(outcome)
+                )
+                run.put(
+                    run.nodes[children[name].id].model_copy(
+                        update={"phase": NodePhase.FAILED, "message": message, "finished_at": self.clock()}
+                    )
+                )
         failed = next((r for r in results.values() if r.exit_code != 0 or r.error), None)
         main = results.get("main") or failed or next(iter(results.values()), None)
         if main is None:
@@ -1369,7 +1570,9 @@ class Scheduler:
             return
         final = failed or main
         await self._settle_with_outputs(
-            run, launch, dataclasses.replace(final, result=main.result, outputs=main.outputs, artifacts=main.artifacts)
+            run,
+            launch,
+            dataclasses.replace(final, result=main.result, outputs=main.outputs, artifacts=main.artifacts),
         )
 
     def _volumes_dir(self, uid: str) -> Path:
@@ -1403,11 +1606,15 @@ class Scheduler:
                 host = self._volumes_dir(run.record.uid) / "empty" / launch.node_id / mount.name
             elif mount.name in volumes and "hostPath" in volumes[mount.name]:
                 host = Path(host_path(mount.name, volumes[mount.name]["hostPath"]))
-                out.append((_within(host, mount.sub_path, mount.name), mount.mount_path, bool(mount.read_only)))
+                out.append(
+                    (_within(host, mount.sub_path, mount.name), mount.mount_path, bool(mount.read_only))
+                )
                 continue
             elif mount.name in volumes:
                 kinds = sorted(k for k in volumes[mount.name] if k != "name")
-                raise ValueError(f"volume {mount.name!r}: {', '.join(kinds) or 'this kind'} is not supported here")
+                raise ValueError(
+                    f"volume {mount.name!r}: {', '.join(kinds) or 'this kind'} is not supported here"
+                )
             else:
                 raise ValueError(f"volumeMounts: volume {mount.name!r} not found")
             host.mkdir(parents=True, exist_ok=True)
@@ -1432,7 +1639,9 @@ class Scheduler:
         if verdict is not None:  # a plugin's or resource step's answer: the node's phase, message, outputs
             answer, log_path = verdict
             outputs = NodeOutputs.model_validate(answer.outputs or {})
-            update.update(phase=NodePhase(answer.phase), message=answer.message, outputs=outputs, log_path=str(log_path))
+            update.update(
+                phase=NodePhase(answer.phase), message=answer.message, outputs=outputs, log_path=str(log_path)
+            )
             for param in (launch.template.outputs.parameters or []) if launch.template.outputs else []:
                 value = outputs.parameter(param.name)
                 if param.global_name and value is not None:
@@ -1487,7 +1696,10 @@ class Scheduler:
         record.phase, record.message, record.finished_at = phase, message, stamp
         events = [lifecycle_event(self.subjects, record, phase, run.nodes)]
         await self._commit(
-            record.uid, workflow={"phase": phase, "message": message, "finished_at": stamp}, node_updates=run.take_dirty(), events=events
+            record.uid,
+            workflow={"phase": phase, "message": message, "finished_at": stamp},
+            node_updates=run.take_dirty(),
+            events=events,
         )
         self._publish_wake.set()
         self._forget(record.uid)
@@ -1515,11 +1727,18 @@ class Scheduler:
                     raise _LeaseLapsed("the scheduler lease could not be renewed in time")
                 await self.store.commit(uid, workflow=workflow, node_updates=node_updates, events=events)
             except Exception as exc:
-                reason = str(exc) if isinstance(exc, _LeaseLapsed) else store_outage(exc) or await self.store.ping()
+                reason = (
+                    str(exc)
+                    if isinstance(exc, _LeaseLapsed)
+                    else store_outage(exc) or await self.store.ping()
+                )
                 if reason is None:
                     raise
                 if self.store_unavailable is None:
-                    log.error("the store is unavailable (%s): workflows wait until it answers; nothing is lost", reason)
+                    log.error(
+                        "the store is unavailable (%s): workflows wait until it answers; nothing is lost",
+                        reason,
+                    )
                 self.store_unavailable = reason
                 await asyncio.sleep(delay)  # backing off between attempts, not waiting for a state
                 delay = min(delay * 2, 2.0)
@@ -1577,7 +1796,16 @@ def _still_holding(run: WorkflowRun, holder: str) -> bool:
     return node is not None and not node.phase.done
 
 
-_HOST_PATH_TYPES = {"", "DirectoryOrCreate", "Directory", "FileOrCreate", "File", "Socket", "CharDevice", "BlockDevice"}
+_HOST_PATH_TYPES = {
+    "",
+    "DirectoryOrCreate",
+    "Directory",
+    "FileOrCreate",
+    "File",
+    "Socket",
+    "CharDevice",
+    "BlockDevice",
+}
 
 
 _CLAIM_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
@@ -1602,7 +1830,9 @@ def host_path(volume: str, spec: dict[str, Any]) -> str:
     if not path.startswith("/"):
         raise ValueError(f"volume {volume!r}: hostPath.path must be an absolute path, got {path!r}")
     if kind not in _HOST_PATH_TYPES:
-        raise ValueError(f"volume {volume!r}: hostPath.type {kind!r} is not one of {sorted(_HOST_PATH_TYPES - {''})}")
+        raise ValueError(
+            f"volume {volume!r}: hostPath.type {kind!r} is not one of {sorted(_HOST_PATH_TYPES - {''})}"
+        )
     target = Path(path)
     if kind == "DirectoryOrCreate":
         target.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -1635,10 +1865,16 @@ def _reused_steps(old: dict[str, NodeStatus], new_name: str) -> list[NodeStatus]
             continue
         if not node.name.startswith(old_name) or ".onExit" in node.name or ".hooks." in node.name:
             continue
-        name = new_name + node.name[len(old_name):]
+        name = new_name + node.name[len(old_name) :]
         out.append(
             node.model_copy(
-                update={"id": make_node_id(new_name, name), "name": name, "children": [], "boundary_id": None, "pid": None}
+                update={
+                    "id": make_node_id(new_name, name),
+                    "name": name,
+                    "children": [],
+                    "boundary_id": None,
+                    "pid": None,
+                }
             )
         )
     return out

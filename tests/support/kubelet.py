@@ -10,7 +10,8 @@ kubelet would:
 - the log, served at ``.../pods/<name>/log``.
 
 A pod deleted while it runs has its process killed. Images are not pulled: the command runs on this
-host, as the local executor runs it.
+host, as the local executor runs it. Jobs and StatefulSets are marked done at once (all completions,
+all replicas ready), as their controllers would once their pods ran.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,23 +33,43 @@ from kmock._internal import enums
 
 
 class NamingEmulator(KubernetesEmulator):
-    """The emulator, plus what the API server does with ``metadata.generateName``: a name is made."""
+    """The emulator, plus what an API server adds to an object it creates: a name made from
+    ``metadata.generateName``, a ``uid`` and a ``creationTimestamp``."""
 
     async def _handle(self, request: Any) -> Any:
         data = request.data if request.action == enums.action.CREATE else None
         meta = data.get("metadata") if isinstance(data, dict) else None
-        if isinstance(meta, dict) and meta.get("generateName") and not meta.get("name"):
-            meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
+        if isinstance(meta, dict):
+            if meta.get("generateName") and not meta.get("name"):
+                meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         return await super()._handle(request)
 
 
+from tests.support.scheduler import running_scheduler
+from workflows.executor.kubernetes import KubernetesExecutor
 from workflows.kube import Cluster
+from workflows.scheduler import Scheduler
 
 RESOURCES = {
     "v1/pods": ResourceInfo(kind="Pod", namespaced=True),
+    "v1/services": ResourceInfo(kind="Service", namespaced=True),
+    "apps/v1/statefulsets": ResourceInfo(kind="StatefulSet", namespaced=True),
     "v1/configmaps": ResourceInfo(kind="ConfigMap", namespaced=True),
     "batch/v1/jobs": ResourceInfo(kind="Job", namespaced=True),
     "argoproj.io/v1alpha1/workflows": ResourceInfo(kind="Workflow", namespaced=True),
+}
+
+
+# What the controllers of a real cluster would report once these objects are done: a Job with all
+# its completions, a StatefulSet with all its replicas ready.
+CONTROLLED = {
+    "jobs": lambda spec: {"succeeded": int(spec.get("completions") or 1), "active": 0},
+    "statefulsets": lambda spec: {
+        "replicas": int(spec.get("replicas") or 1),
+        "readyReplicas": int(spec.get("replicas") or 1),
+    },
 }
 
 
@@ -70,6 +92,8 @@ class FakeKubelet:
     async def loop(self) -> None:
         while True:
             for (res, namespace, name), obj in list(self.emulator.objects.items()):
+                if res.plural in CONTROLLED and not obj.deleted and not obj.raw.get("status"):
+                    obj.patch({"status": CONTROLLED[res.plural](obj.raw.get("spec") or {})})
                 if res.plural != "pods":
                     continue
                 key = (namespace, name)
@@ -169,3 +193,18 @@ async def kube_api() -> AsyncIterator[KubeApi]:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
                 await asyncio.gather(*kubelet.running.values(), return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def kube_scheduler(tmp_path: Path, cluster: Cluster | None) -> AsyncIterator[Scheduler]:
+    """A real scheduler whose steps run as pods on ``cluster`` (None: no cluster configured)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    executor = (
+        KubernetesExecutor(cluster, tmp_path / "nodes", poll_seconds=0.05) if cluster is not None else None
+    )
+    try:
+        async with running_scheduler(tmp_path, kubernetes=executor, default_executor="kubernetes") as sched:
+            yield sched
+    finally:
+        if executor is not None:
+            await executor.close()

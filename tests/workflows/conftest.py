@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.kubelet import KubeApi, kube_api
 from tests.support.scheduler import running_scheduler
 from workflows.scheduler import Scheduler
 
@@ -29,3 +30,10 @@ def shm() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[KubeApi]:
+    """kmock's KubernetesEmulator on a local port, with the fake kubelet (tests/support/kubelet.py)."""
+    async with kube_api() as emulated:
+        yield emulated

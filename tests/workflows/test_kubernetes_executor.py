@@ -5,44 +5,20 @@ it) and what the workflow shows (phases, results, output parameters, messages)."
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.kubelet import KubeApi, kube_api
+from tests.support.kubelet import KubeApi, kube_scheduler
 from tests.support.poll import eventually
-from tests.support.scheduler import running_scheduler
-from workflows.executor.kubernetes import KubernetesExecutor
 from workflows.kube import Cluster
 from workflows.models import Workflow
 from workflows.scheduler import Scheduler
 from workflows.status import NodeStatus
 
 ON_KUBE = {"eventflow.io/executor": "kubernetes"}
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[KubeApi]:
-    async with kube_api() as a:
-        yield a
-
-
-@contextlib.asynccontextmanager
-async def kube_scheduler(tmp_path: Path, cluster: Cluster | None) -> AsyncIterator[Scheduler]:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    executor = (
-        KubernetesExecutor(cluster, tmp_path / "nodes", poll_seconds=0.05) if cluster is not None else None
-    )
-    try:
-        async with running_scheduler(tmp_path, kubernetes=executor, default_executor="kubernetes") as sched:
-            yield sched
-    finally:
-        if executor is not None:
-            await executor.close()
 
 
 def workflow(
@@ -246,7 +222,7 @@ async def test_step_deadline_deletes_the_pod(api: KubeApi, tmp_path: Path) -> No
 async def test_without_a_cluster_or_with_an_unreachable_one_the_step_says_why(tmp_path: Path) -> None:
     step = {"name": "s", "container": {"image": "alpine", "command": ["true"]}}
     async with kube_scheduler(tmp_path / "none", None) as scheduler:
-        done, nodes = await run_to_end(scheduler, workflow([step]))
+        _, nodes = await run_to_end(scheduler, workflow([step]))
     (node,) = pods_of(nodes).values()
     assert node.phase.value == "Error"
     assert (

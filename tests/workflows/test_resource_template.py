@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.support.kubelet import KubeApi
+from tests.support.kubelet import KubeApi, kube_scheduler
 from tests.support.poll import eventually
-from tests.workflows.test_kubernetes_executor import api, kube_scheduler, run_to_end  # noqa: F401 - fixture
+from tests.workflows.test_kubernetes_executor import run_to_end
 from workflows.executor.resource import ConditionError, parse_condition
 from workflows.models import Workflow
 from workflows.status import NodeStatus
@@ -28,7 +28,9 @@ def resource_workflow(resource: dict[str, Any], outputs: list[dict[str, Any]] | 
     tmpl: dict[str, Any] = {"name": "main", "resource": resource}
     if outputs:
         tmpl["outputs"] = {"parameters": outputs}
-    return Workflow.model_validate({"metadata": {"generateName": "res-"}, "spec": {"entrypoint": "main", "templates": [tmpl]}})
+    return Workflow.model_validate(
+        {"metadata": {"generateName": "res-"}, "spec": {"entrypoint": "main", "templates": [tmpl]}}
+    )
 
 
 def only_node(nodes: dict[str, NodeStatus]) -> NodeStatus:
@@ -37,10 +39,16 @@ def only_node(nodes: dict[str, NodeStatus]) -> NodeStatus:
 
 
 def objects(api: KubeApi, plural: str) -> dict[str, dict[str, Any]]:
-    return {name: obj.raw for (res, _, name), obj in api.emulator.objects.items() if res.plural == plural and not obj.deleted}
+    return {
+        name: obj.raw
+        for (res, _, name), obj in api.emulator.objects.items()
+        if res.plural == plural and not obj.deleted
+    }
 
 
-async def test_create_with_generate_name_and_outputs_from_jsonpath_and_jq(api: KubeApi, tmp_path: Path) -> None:
+async def test_create_with_generate_name_and_outputs_from_jsonpath_and_jq(
+    api: KubeApi, tmp_path: Path
+) -> None:
     manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  generateName: owned-eg-\n  name: owned-eg-1\ndata:\n  some: value\n"
     wf = resource_workflow(
         {"action": "create", "setOwnerReference": True, "manifest": manifest},
@@ -74,7 +82,14 @@ async def _set_job_status(api: KubeApi, status: dict[str, Any]) -> None:
 
 
 async def test_success_condition_waits_until_the_object_says_so(api: KubeApi, tmp_path: Path) -> None:
-    wf = resource_workflow({"action": "create", "successCondition": "status.succeeded > 2", "failureCondition": "status.failed > 1", "manifest": JOB})
+    wf = resource_workflow(
+        {
+            "action": "create",
+            "successCondition": "status.succeeded > 2",
+            "failureCondition": "status.failed > 1",
+            "manifest": JOB,
+        }
+    )
     async with kube_scheduler(tmp_path, api.cluster()) as scheduler:
         record = await scheduler.submit(wf)
         await _set_job_status(api, {"succeeded": 1})
@@ -86,7 +101,14 @@ async def test_success_condition_waits_until_the_object_says_so(api: KubeApi, tm
 
 
 async def test_failure_condition_fails_the_step_with_argos_message(api: KubeApi, tmp_path: Path) -> None:
-    wf = resource_workflow({"action": "create", "successCondition": "status.succeeded > 2", "failureCondition": "status.failed > 1", "manifest": JOB})
+    wf = resource_workflow(
+        {
+            "action": "create",
+            "successCondition": "status.succeeded > 2",
+            "failureCondition": "status.failed > 1",
+            "manifest": JOB,
+        }
+    )
     async with kube_scheduler(tmp_path, api.cluster()) as scheduler:
         record = await scheduler.submit(wf)
         await _set_job_status(api, {"failed": 2})
@@ -103,10 +125,14 @@ async def test_apply_patch_and_delete(api: KubeApi, tmp_path: Path) -> None:
         assert done.phase.value == "Succeeded"
         assert objects(api, "configmaps")["settings"]["data"] == {"a": "1"}
         patch = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  b: '2'\n"
-        done, _ = await run_to_end(scheduler, resource_workflow({"action": "patch", "mergeStrategy": "merge", "manifest": patch}))
+        done, _ = await run_to_end(
+            scheduler, resource_workflow({"action": "patch", "mergeStrategy": "merge", "manifest": patch})
+        )
         assert done.phase.value == "Succeeded"
         assert objects(api, "configmaps")["settings"]["data"] == {"a": "1", "b": "2"}
-        done, _ = await run_to_end(scheduler, resource_workflow({"action": "apply", "manifest": cm.replace("'1'", "'3'")}))
+        done, _ = await run_to_end(
+            scheduler, resource_workflow({"action": "apply", "manifest": cm.replace("'1'", "'3'")})
+        )
         assert objects(api, "configmaps")["settings"]["data"]["a"] == "3"
         done, _ = await run_to_end(scheduler, resource_workflow({"action": "delete", "manifest": cm}))
         assert done.phase.value == "Succeeded"
@@ -119,10 +145,15 @@ async def test_apply_patch_and_delete(api: KubeApi, tmp_path: Path) -> None:
 
 async def test_refusals_and_bad_input_say_why(api: KubeApi, tmp_path: Path) -> None:
     async with kube_scheduler(tmp_path, api.cluster()) as scheduler:
-        _, nodes = await run_to_end(scheduler, resource_workflow({"action": "create", "successCondition": "status.x >", "manifest": JOB}))
+        _, nodes = await run_to_end(
+            scheduler,
+            resource_workflow({"action": "create", "successCondition": "status.x >", "manifest": JOB}),
+        )
         node = only_node(nodes)
         assert node.phase.value == "Error"
-        assert node.message is not None and node.message.startswith("success condition 'status.x >' failed to parse")
+        assert node.message is not None and node.message.startswith(
+            "success condition 'status.x >' failed to parse"
+        )
         unknown = "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n"
         _, nodes = await run_to_end(scheduler, resource_workflow({"action": "create", "manifest": unknown}))
         node = only_node(nodes)
@@ -132,7 +163,10 @@ async def test_refusals_and_bad_input_say_why(api: KubeApi, tmp_path: Path) -> N
         _, nodes = await run_to_end(scheduler, resource_workflow({"action": "create", "manifest": JOB}))
     node = only_node(nodes)
     assert node.phase.value == "Error"
-    assert node.message == "resource templates need a Kubernetes cluster: start the server with --kubeconfig FILE (or in-cluster)"
+    assert (
+        node.message
+        == "resource templates need a Kubernetes cluster: start the server with --kubeconfig FILE (or in-cluster)"
+    )
 
 
 def test_conditions_follow_kubernetes_label_selector_semantics() -> None:

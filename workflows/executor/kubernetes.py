@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -236,6 +236,17 @@ class KubernetesExecutor:
         with contextlib.suppress(OSError):
             save_result(dirs.node, ended)
         return ended
+
+    @contextlib.asynccontextmanager
+    async def stand_in(self, manifest: dict[str, Any]) -> AsyncIterator[None]:
+        """A pod that exists while a resource step runs, for manifests that act on the step's own pod
+        (``{{pod.name}}``), as Argo's resource steps run in one. Deleted when the step ends."""
+        meta = manifest["metadata"]
+        await self._create(manifest)
+        try:
+            yield
+        finally:
+            await asyncio.shield(self._delete(str(meta["namespace"]), str(meta["name"])))
 
     # -- removing pods ----------------------------------------------------------------------------
 

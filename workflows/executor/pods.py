@@ -38,6 +38,7 @@ __all__ = [
     "WORKFLOW_LABEL",
     "parse_outputs",
     "pod_manifest",
+    "stand_in_manifest",
 ]
 
 MAIN = "main"
@@ -209,6 +210,28 @@ def pod_manifest(
         "kind": "Pod",
         "metadata": {"name": node_id, "namespace": namespace, "labels": labels, "annotations": annotations},
         "spec": pod_spec,
+    }
+
+
+STAND_IN_IMAGE = "busybox:1.36"
+
+
+def stand_in_manifest(*, node_id: str, node_name: str, namespace: str, workflow_name: str) -> dict[str, Any]:
+    """The pod a resource step that acts on its own pod (``{{pod.name}}``) runs "in": it only has to
+    exist, as Argo's resource steps run in a pod of their own; it sleeps until deleted."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": node_id,
+            "namespace": namespace,
+            "labels": {WORKFLOW_LABEL: workflow_name, COMPLETED_LABEL: "false"},
+            "annotations": {NODE_NAME_ANNOTATION: node_name, NODE_ID_ANNOTATION: node_id},
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": MAIN, "image": STAND_IN_IMAGE, "command": ["sleep", "3600"]}],
+        },
     }
 
 

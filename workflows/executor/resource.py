@@ -88,7 +88,13 @@ class Requirement:
     def matches(self, obj: Any) -> bool:
         """Kubernetes' ``Requirement.Matches`` over the object (a missing key fails ``=`` and ``in``,
         satisfies ``!=`` and ``notin``; ``>``/``<`` compare integers)."""
-        found, value = gjson(obj, self.key)
+        return self._holds(*gjson(obj, self.key))
+
+    def matches_labels(self, labels: Mapping[str, str]) -> bool:
+        """The same over an object's labels (keys such as ``app.kubernetes.io/name`` taken whole)."""
+        return self._holds(self.key in labels, str(labels.get(self.key, "")))
+
+    def _holds(self, found: bool, value: str) -> bool:
         match self.op:
             case "exists":
                 return found
@@ -337,6 +343,8 @@ async def _act(
                 (api_version, kind, namespace, name), body, patch_type=_STRATEGIES[strategy]
             )
         return await client.patch(body, body, patch_type=_STRATEGIES[strategy])
+    if action == "delete" and manifest is None:
+        return await _delete_by_flags(client, flags, namespace, out)
     if not isinstance(manifest, Mapping):
         raise ValueError(f"action {action}: the manifest must be one Kubernetes object")  # noqa: TRY004 - a user error, reported as the node's message
     body = _namespaced(manifest, namespace)
@@ -366,6 +374,56 @@ async def _act(
                 out.log.append(f"{ObjectRef.of(body)} was already gone")
             return None
     raise ValueError(f"unknown action {action!r}: expected get, create, apply, delete, replace or patch")
+
+
+async def _delete_by_flags(
+    client: KubeClient, flags: list[str], namespace: str, out: ResourceOutcome
+) -> None:
+    """``delete`` without a manifest: ``[kind, name]`` or ``[kind, --selector|-l, selector]``."""
+    selector = None
+    words: list[str] = []
+    i = 0
+    while i < len(flags):
+        flag = flags[i]
+        if flag in ("--selector", "-l") and i + 1 < len(flags):
+            selector, i = flags[i + 1], i + 2
+            continue
+        if flag.startswith("--selector="):
+            selector = flag.split("=", 1)[1]
+        elif not flag.startswith("-"):
+            words.append(flag)
+        i += 1
+    kind = _KINDS.get(words[0].lower()) if words else None
+    if kind is None:
+        raise ValueError(
+            f"delete without a manifest needs flags [<kind>, <name>] or [<kind>, --selector, <labels>], got {flags}"
+        )
+    api_version, kind_name = kind
+    if selector is None:
+        if len(words) != 2:
+            raise ValueError(
+                f"delete without a manifest needs the object's name or --selector in flags, got {flags}"
+            )
+        names = [words[1]]
+    else:
+        try:
+            wanted = parse_condition(selector)
+        except ConditionError as exc:
+            raise ValueError(f"--selector {selector!r}: {exc}") from None
+        listed = await client.list(api_version, kind_name, namespace, label_selector=selector)
+        # Filtered here too: the selector is the server's to apply, and this costs nothing if it did.
+        names = [
+            str(o["metadata"]["name"]) for o in listed
+            if all(r.matches_labels((o.get("metadata") or {}).get("labels") or {}) for r in wanted)
+        ]  # fmt: skip
+    for name in names:
+        try:
+            await client.delete((api_version, kind_name, namespace, name))
+            out.log.append(f"deleted {kind_name} {namespace}/{name}")
+        except KubeNotFound:
+            out.log.append(f"{kind_name} {namespace}/{name} was already gone")
+    if not names:
+        out.log.append(f"no {kind_name} matched {selector!r}")
 
 
 def _namespaced(manifest: Mapping[str, Any], namespace: str) -> dict[str, Any]:
