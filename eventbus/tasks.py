@@ -195,6 +195,24 @@ class TaskQueue:
             log.warning("ignoring an unreadable report on %s: %s", subject, exc)
             return None
 
+    async def reports(self, node: str, kind: str) -> list[CloudEvent]:
+        """Every report of ``kind`` about ``node`` still kept, oldest first (one request each)."""
+        subject = self.subjects.task_report(node, kind)
+        found: list[CloudEvent] = []
+        seq = 1
+        while True:
+            try:
+                raw = await self.bus.js.get_msg(self.subjects.task_reports_stream, seq=seq, subject=subject, next=True)
+            except nats.js.errors.NotFoundError:
+                return found
+            except _NATS_ERRORS as exc:
+                raise BusError(f"cannot read {subject}: {str(exc) or type(exc).__name__}") from None
+            try:
+                found.append(decode(raw.data or b"", subject=subject))
+            except InvalidEvent as exc:
+                log.warning("ignoring an unreadable report on %s: %s", subject, exc)
+            seq = int(raw.seq or seq) + 1
+
     async def on_heartbeats(self, callback: Callable[[bytes], Awaitable[None]]) -> Subscription:
         async def deliver(msg: Msg) -> None:
             await callback(msg.data)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from eventbus import BusConfig, StreamLimits
 from eventflow.database import normalize_url
@@ -171,6 +171,12 @@ class ServerConfig(BaseModel):
     scheduler: SchedulerSettings = SchedulerSettings()
     archive: ArchiveSettings = ArchiveSettings()
 
+    @model_validator(mode="after")
+    def _kubernetes_needs_a_cluster(self) -> ServerConfig:
+        if self.scheduler.executor == "kubernetes" and not self.kubeconfig:
+            raise ValueError("executor kubernetes needs a cluster: give --kubeconfig FILE (or in-cluster)")
+        return self
+
     @field_validator("nats_url")
     @classmethod
     def _nats_url(cls, value: str | None) -> str | None:
@@ -275,4 +281,5 @@ def load_server_config(
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        raise UsageError(f"{origin if config_file else 'invalid setting'} {loc}: {msg}") from None
+        where = origin if config_file else "invalid setting"
+        raise UsageError(f"{where} {loc}: {msg}" if loc else f"{where}: {msg}") from None

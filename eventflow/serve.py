@@ -171,8 +171,6 @@ async def serve(config: ServerConfig, reload: Callable[[], ServerConfig] | None 
         kube = _cluster(config.kubeconfig)
         if kube is not None and "scheduler" in config.roles:
             pods = KubernetesExecutor(kube, data_dir / "nodes")
-        elif caps.executor == "kubernetes":
-            raise StartupError("scheduler.executor kubernetes needs a cluster: give --kubeconfig FILE (or in-cluster)")
         scheduler = Scheduler(
             store, executor, bus=bus, repositories=repositories, throttle=throttle, default_ttl=caps.ttl_strategy,
             archive=config.archive.policy(), workers=dispatcher, kubernetes=pods, default_executor=caps.executor,

@@ -231,6 +231,7 @@ class Scheduler:
         self.walks = 0
         self._done: dict[str, asyncio.Event] = {}
         self._recovered: dict[str, ProcessResult] = {}
+        self._resumed: set[str] = set()  # steps on workers that outlived the scheduler before this one
         # per workflow: leaves whose results its next commit makes durable
         self._settled: dict[str, list[str]] = {}
         self._gc_tasks: set[asyncio.Task[None]] = set()
@@ -611,6 +612,10 @@ class Scheduler:
             result = self.executor.recover(node.id)
             if result is not None:
                 self._recovered[node.id] = result
+            elif self.workers is not None and self._runs_on_workers(run, run.template(node.template_name or "")):
+                # On a worker it outlived the scheduler: the walk relaunches it, and the dispatcher
+                # finds it (running, ended, or still queued) instead of running it again.
+                self._resumed.add(node.id)
             else:
                 lost.append(node)
         if lost and self.kubernetes is not None:  # a pod outlives the server: stop it, it counts as lost
@@ -1200,9 +1205,13 @@ class Scheduler:
             if queue is None or self.workers is None:
                 result = await self.executor.run(spec, gate=asyncio.shield(committed))
             else:
+                node = run.nodes.get(launch.node_id)
+                attempt = f"{run.record.uid}/{node.started_at.isoformat() if node and node.started_at else ''}"
                 result = await self.workers.run(
-                    spec, queue=queue, deadline_at=launch.deadline, gate=asyncio.shield(committed)
-                )
+                    spec, queue=queue, deadline_at=launch.deadline, gate=asyncio.shield(committed), attempt=attempt,
+                    resume=launch.node_id in self._resumed,
+                )  # fmt: skip
+                self._resumed.discard(launch.node_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -1224,12 +1233,19 @@ class Scheduler:
 
     def _executor_of(self, run: WorkflowRun, launch: Launch) -> str:
         """Where this leaf runs (see ``EXECUTOR_LABEL``); only container and script steps can move."""
-        if launch.template.main_container is None:
+        return self._executor_for(run, launch.template)
+
+    def _executor_for(self, run: WorkflowRun, template: Template | None) -> str:
+        if template is None or template.main_container is None:
             return "local"
-        own = (launch.template.metadata.labels or {}) if launch.template.metadata else {}
-        return (
-            own.get(EXECUTOR_LABEL) or (run.record.labels or {}).get(EXECUTOR_LABEL) or self.default_executor
-        )
+        own = (template.metadata.labels or {}) if template.metadata else {}
+        return own.get(EXECUTOR_LABEL) or (run.record.labels or {}).get(EXECUTOR_LABEL) or self.default_executor
+
+    def _runs_on_workers(self, run: WorkflowRun, template: Template | None) -> bool:
+        """Whether a step of ``template`` is sent to workers (steps with a pod's extra containers are not)."""
+        if template is None or self._executor_for(run, template) != "workers":
+            return False
+        return not (template.init_containers or template.sidecars)
 
     def _worker_queue(self, run: WorkflowRun, launch: Launch) -> str | None:
         """The worker queue this leaf goes to, or None to run it here."""

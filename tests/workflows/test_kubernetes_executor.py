@@ -309,3 +309,16 @@ async def test_serve_with_a_kubeconfig_runs_labelled_steps_as_pods(api: KubeApi,
         assert node["id"] in api.kubelet.pods()
     finally:
         await asyncio.to_thread(server.stop)
+
+
+def test_serve_refuses_the_kubernetes_executor_without_a_cluster(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support.server_proc import REPO, eventflow_argv
+
+    run = subprocess.run(
+        eventflow_argv("serve", "--executor", "kubernetes", "--data-dir", str(tmp_path), "--port", "0"),
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.strip() == "eventflow: error: invalid setting: executor kubernetes needs a cluster: give --kubeconfig FILE (or in-cluster)"

@@ -405,3 +405,34 @@ async def test_tasks_queued_across_a_nats_restart_all_run_exactly_once(tmp_path:
         await fleet.close()
         await bus.close(grace_seconds=1)
         await nats.stop()
+
+
+def _crash(scheduler: Scheduler) -> None:
+    """What a scheduler killed with SIGKILL would not do on its way out: withdraw or cancel its steps."""
+    assert scheduler.workers is not None
+    scheduler.workers._withdraw = _swallow  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("when", ["running", "finished"])
+async def test_a_new_scheduler_takes_over_steps_on_workers_without_running_them_again(
+    bus: JetStreamBus, fleet: Fleet, tmp_path: Path, shm: Path, when: str
+) -> None:
+    worker = await fleet.start("steady")
+    command = f"echo start-{{{{inputs.parameters.i}}}}; sleep 1.5; echo {{{{inputs.parameters.i}}}} >> {shm}/ran; echo end"
+    async with remote_scheduler(tmp_path, bus) as first:
+        record = await first.submit(fan_out(2, command))
+        await eventually(lambda: len(worker.held) == 2, timeout=10, what="both steps on the worker")
+        _crash(first)
+    if when == "finished":  # both end while no scheduler runs: only their reports say so
+        await eventually(lambda: worker.finished == 2, timeout=10, what="both steps finished unseen")
+    async with remote_scheduler(tmp_path, bus) as second:
+        done = await second.wait_done(record.namespace, record.name, 30)
+        _, nodes = await second.get(record.namespace, record.name)
+    assert done.phase.value == "Succeeded", done.message
+    assert sorted((shm / "ran").read_text().split()) == ["0", "1"]  # each step ran once
+    assert worker.finished == 2
+    for node in pods(nodes):
+        i = node.inputs["parameters"][0]["value"]  # type: ignore[index]
+        assert node.phase.value == "Succeeded"
+        # The whole log, including what was sent before the second scheduler followed the step.
+        assert Path(node.log_path or "").read_text() == f"start-{i}\nend\n"

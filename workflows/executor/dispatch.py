@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -166,8 +167,15 @@ class WorkerDispatcher:
         queue: str = "default",
         deadline_at: float | None = None,
         gate: Awaitable[None] | None = None,
+        attempt: str = "",
+        resume: bool = False,
     ) -> ProcessResult:
         """Run the step on a worker of ``queue`` and return how it ended (see the module doc).
+
+        ``attempt`` names this run of the node (the scheduler passes its start time): the task id is
+        derived from it, so a scheduler that took over from another (``resume``) finds the task the
+        other one queued: its result if it ended, its worker if it runs, else it queues it again
+        (JetStream drops the copy if the first is still within the duplicate window).
 
         Raises :class:`NotRemotable`, :class:`WorkerLost`, :class:`TaskRefused`, or
         :class:`ExecutorError` when the task cannot be queued; on cancellation the task is withdrawn
@@ -190,7 +198,8 @@ class WorkerDispatcher:
         dirs = NodeDirs(self.work_dir / spec.node_id)
         dirs.node.mkdir(parents=True, exist_ok=True)
         (dirs.node / RESULT_FILE).unlink(missing_ok=True)
-        task_id = f"{spec.node_id}/{new_event_id()[:8]}"
+        token = hashlib.sha256(attempt.encode()).hexdigest()[:8] if attempt else new_event_id()[:8]
+        task_id = f"{spec.node_id}/{token}"
         loop = asyncio.get_running_loop()
         fd = os.open(dirs.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         d = _Dispatch(node=spec.node_id, task=task_id, queue=queue, future=loop.create_future(), log_fd=fd)
@@ -216,9 +225,12 @@ class WorkerDispatcher:
             data=task.model_dump(mode="json"),
         )
         try:
-            d.seq = await self._submit(queue, event)
-            self.dispatched += 1
+            if not (resume and await self._resume(d)):
+                d.seq = await self._submit(queue, event)
+                self.dispatched += 1
             result = await d.future
+            if resume:
+                await self._backfill_log(d)
         except asyncio.CancelledError:
             await asyncio.shield(self._withdraw(d))
             raise
@@ -237,6 +249,39 @@ class WorkerDispatcher:
                 "could not save the result of %s (%s); a crash now would re-run it", spec.node_id, exc
             )
         return result
+
+    async def _resume(self, d: _Dispatch) -> bool:
+        """A task queued by the scheduler this one took over from: True when a worker has it (or it
+        ended; the future is then set), False when it has to be queued (again)."""
+        try:
+            result = await self.tasks.last_report(d.node, "result")
+            started = await self.tasks.last_report(d.node, "started")
+        except BusError as exc:
+            log.warning("cannot read the reports of %s (%s); queueing it again", d.node, exc)
+            return False
+        if d.future.done():  # its report arrived meanwhile
+            return True
+        if result is not None and isinstance(result.data, dict) and result.data.get("task") == d.task:
+            self._on_report(self.tasks.subjects.task_report(d.node, "result"), result)
+            return True
+        if started is not None and isinstance(started.data, dict) and started.data.get("task") == d.task:
+            # From now on its worker's heartbeats keep it, or their absence gives it up.
+            d.started, d.worker, d.heard = True, str(started.data.get("worker")), time.monotonic()
+            log.info("step %s: still running on worker %s; following it", d.node, d.worker)
+            return True
+        return False
+
+    async def _backfill_log(self, d: _Dispatch) -> None:
+        """The log chunks a resumed step sent before this scheduler followed it."""
+        try:
+            chunks = await self.tasks.reports(d.node, "log")
+        except BusError as exc:
+            log.warning("cannot read the earlier log of %s: %s", d.node, exc)
+            return
+        for event in chunks:
+            extra = event.model_extra or {}
+            if extra.get("task") == d.task and event.data_base64:
+                os.pwrite(d.log_fd, base64.b64decode(event.data_base64), int(extra.get("offset", 0)))
 
     async def _submit(self, queue: str, event: CloudEvent) -> int:
         """Queue the task, retrying while the bus is away (the same id cannot be stored twice)."""
