@@ -185,3 +185,72 @@ def test_a_worker_stopped_with_sigterm_finishes_its_steps_first(cluster: Cluster
     )
     wf = httpx.get(f"{cluster.api}/{name}", timeout=30).json()
     assert sorted(n["phase"] for n in pods(wf)) == ["Succeeded"] * 4
+
+
+@pytest.mark.postgres
+def test_a_killed_leader_hands_its_steps_on_workers_over_and_each_runs_once(
+    scratch_pg: tuple[str, str], nats_server: Any, tmp_path: Path
+) -> None:
+    """Two servers on one Postgres and one NATS, one worker. The leader is killed with SIGKILL during a
+    50-step workflow; the standby takes over within 10 s, follows the steps the worker still runs or
+    finished meanwhile, and the workflow succeeds with each step run exactly once."""
+    import shutil
+    import time
+    import uuid
+
+    db = scratch_pg[1]
+    prefix = f"failover{uuid.uuid4().hex[:8]}"
+    env = {"EVENTFLOW_BUS_PREFIX": prefix}
+    shared = Path("/dev/shm") / f"eventflow-failover-{uuid.uuid4().hex[:8]}"  # the same path inside every step
+    shared.mkdir()
+    common = ("--db", db, "--nats-url", nats_server.url)
+    servers: list[ServerProcess] = []
+    worker: ServerProcess | None = None
+    try:
+        first = start_ready(tmp_path / "first", *common, env=env)
+        servers.append(first)
+        first.wait_for(r"scheduler started", timeout=30)
+        second = start_ready(tmp_path / "second", *common, env=env)
+        servers.append(second)
+        second.wait_for(r"standby: the scheduler runs on", timeout=30)
+        worker = ServerProcess(
+            "--nats-url", nats_server.url, "--prefix", prefix, "--name", "steady", "--concurrency", "4",
+            "--work-dir", str(tmp_path / "worker"), command="worker",
+        ).start()  # fmt: skip
+        worker.wait_for(r"worker \S+ taking tasks", timeout=30)
+        body = fan_out()
+        body["spec"]["parallelism"] = 4
+        body["spec"]["templates"][0]["steps"][0][0]["withSequence"] = {"count": "50"}
+        body["spec"]["templates"][1].pop("retryStrategy")  # a step run twice would show; none may be lost
+        body["spec"]["templates"][1]["container"]["command"] = [
+            "sh", "-c", f"sleep 0.4; echo {{{{inputs.parameters.i}}}} >> {shared}/ran; echo out-{{{{inputs.parameters.i}}}}",
+        ]  # fmt: skip
+        created = httpx.post(f"{second.base_url}/api/v1/workflows/default", json={"workflow": body}, timeout=30)
+        assert created.status_code == 200, created.text
+        name = created.json()["metadata"]["name"]
+        ran = shared / "ran"
+        eventually_sync(lambda: ran.exists() and len(ran.read_text().split()) >= 10, timeout=60, what="10 steps done")
+        assert first.proc is not None
+        first.proc.kill()
+        first.wait(timeout=10)
+        killed = time.monotonic()
+        second.wait_for(r"took over the scheduler lease", timeout=15)
+        assert time.monotonic() - killed < 10
+
+        def phase() -> str | None:
+            wf = httpx.get(f"{second.base_url}/api/v1/workflows/default/{name}", timeout=30).json()
+            return wf["status"].get("phase")
+
+        eventually_sync(lambda: phase() in ("Succeeded", "Failed", "Error"), timeout=120, what="the workflow finished")
+        wf = httpx.get(f"{second.base_url}/api/v1/workflows/default/{name}", timeout=30).json()
+        assert wf["status"]["phase"] == "Succeeded", wf["status"].get("message")
+        assert sorted(ran.read_text().split(), key=int) == [str(i) for i in range(50)]  # each step ran once
+        steps = pods(wf)
+        assert len(steps) == 50 and all(n["phase"] == "Succeeded" for n in steps)
+        assert sorted(n["outputs"]["result"] for n in steps) == sorted(f"out-{i}" for i in range(50))
+    finally:
+        if worker is not None:
+            worker.stop()
+        for server in servers:
+            server.stop()
+        shutil.rmtree(shared, ignore_errors=True)
