@@ -612,14 +612,13 @@ class Scheduler:
             result = self.executor.recover(node.id)
             if result is not None:
                 self._recovered[node.id] = result
-            elif self.workers is not None and self._runs_on_workers(run, run.template(node.template_name or "")):
-                # On a worker it outlived the scheduler: the walk relaunches it, and the dispatcher
-                # finds it (running, ended, or still queued) instead of running it again.
+            elif self._outlives_the_server(run, run.template(node.template_name or "")):
+                # On a worker or as a pod it outlived the scheduler: the walk relaunches it, and the
+                # dispatcher or the pod's name finds it (running, ended, or still queued) instead of
+                # running it again.
                 self._resumed.add(node.id)
             else:
                 lost.append(node)
-        if lost and self.kubernetes is not None:  # a pod outlives the server: stop it, it counts as lost
-            self._background(self.kubernetes.delete_pods([n.id for n in lost], run.record.namespace))
         for node in lost:
             # The process died with the previous server; it cannot be trusted to have finished.
             run.put(
@@ -1241,6 +1240,11 @@ class Scheduler:
         own = (template.metadata.labels or {}) if template.metadata else {}
         return own.get(EXECUTOR_LABEL) or (run.record.labels or {}).get(EXECUTOR_LABEL) or self.default_executor
 
+    def _outlives_the_server(self, run: WorkflowRun, template: Template | None) -> bool:
+        if self.kubernetes is not None and self._executor_for(run, template) == "kubernetes":
+            return True
+        return self.workers is not None and self._runs_on_workers(run, template)
+
     def _runs_on_workers(self, run: WorkflowRun, template: Template | None) -> bool:
         """Whether a step of ``template`` is sent to workers (steps with a pod's extra containers are not)."""
         if template is None or self._executor_for(run, template) != "workers":
@@ -1285,7 +1289,9 @@ class Scheduler:
         self._settle(run, launch, None, None, verdict=(answer, log_path))
 
     async def _run_pod(self, run: WorkflowRun, launch: Launch) -> None:
-        """A container or script step as a pod on the server's cluster (``executor.kubernetes``)."""
+        """A container or script step as a pod on the server's cluster (``executor.kubernetes``); a pod
+        left by the scheduler before this one (same node, same name) is followed, not made again."""
+        self._resumed.discard(launch.node_id)
         tmpl = launch.template
         if self.kubernetes is None:
             self._settle(

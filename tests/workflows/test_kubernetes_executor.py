@@ -321,4 +321,30 @@ def test_serve_refuses_the_kubernetes_executor_without_a_cluster(tmp_path: Path)
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     assert run.returncode == 2
-    assert run.stderr.strip() == "eventflow: error: invalid setting: executor kubernetes needs a cluster: give --kubeconfig FILE (or in-cluster)"
+    assert (
+        run.stderr.strip()
+        == "eventflow: error: invalid setting: executor kubernetes needs a cluster: give --kubeconfig FILE (or in-cluster)"
+    )
+
+
+async def test_a_new_scheduler_follows_the_pods_of_the_one_before(api: KubeApi, tmp_path: Path) -> None:
+    step = {
+        "name": "s",
+        "container": {"image": "alpine", "command": ["sh", "-c", "echo begun; sleep 1; echo ended"]},
+    }
+    async with kube_scheduler(tmp_path, api.cluster()) as first:
+        record = await first.submit(workflow([step]))
+        await eventually(lambda: len(api.kubelet.started) == 1, timeout=10, what="the pod running")
+        assert first.kubernetes is not None
+        first.kubernetes._delete = _keep  # type: ignore[method-assign] # killed: it deletes nothing on its way out
+    async with kube_scheduler(tmp_path, api.cluster()) as second:
+        done = await second.wait_done(record.namespace, record.name, 30)
+        _, nodes = await second.get(record.namespace, record.name)
+    assert done.phase.value == "Succeeded", done.message
+    (node,) = pods_of(nodes).values()
+    assert node.outputs is not None and node.outputs.result == "begun\nended"
+    assert api.kubelet.started == [node.id]  # one pod, run once
+
+
+async def _keep(*_: Any) -> None:
+    return None

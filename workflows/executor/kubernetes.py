@@ -10,6 +10,9 @@ a deleted workflow, a cancelled step). It returns the same :class:`ProcessResult
 - ``exit_code`` is the main container's. A pod that failed without one (evicted, image not pulled,
   ``activeDeadlineSeconds`` passed) has none, and its reason is the error.
 
+A pod is named after its node, so a scheduler that restarted (or took over from another) finds the
+pods its predecessor created and follows them instead of running the steps again.
+
 One poller per namespace lists the pods that have steps waiting on them (one request per interval,
 however many steps run). A pod that vanishes while its step waits (deleted, evicted and collected)
 ends the step with Argo's ``pod deleted``. The API being unreachable is retried until the step's
@@ -142,7 +145,9 @@ class KubernetesExecutor:
                     raise PodFailed(f"cannot create pod {meta['namespace']}/{meta['name']}: {exc}") from None
                 await asyncio.sleep(0.5 * 2**attempt)
             except KubeApiError as exc:
-                if exc.status == 409:  # ours from before a restart, or a retried create that got through
+                # Ours from before a restart (the pod is named after its node: followed, not run
+                # again), or a retried create that got through.
+                if exc.status == 409:
                     return
                 raise PodFailed(f"cannot create pod {meta['namespace']}/{meta['name']}: {exc}") from None
 
