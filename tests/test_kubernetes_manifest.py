@@ -21,7 +21,7 @@ DOC = REPO / "docs" / "kubernetes.md"
 def manifest() -> list[dict[str, Any]]:
     text = DOC.read_text()
     section = text[text.index("## Running eventflow in a cluster") :]
-    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
     assert block is not None, "no yaml block in the section"
     return [d for d in yaml.safe_load_all(block.group(1)) if d]
 
