@@ -1,6 +1,6 @@
 """A queue of workflow steps for remote workers, and what the workers report back.
 
-Two streams, both file-backed:
+Two streams and an object store, all file-backed:
 
 ``<P>_TASKS`` (work-queue retention)
     A task is stored until one worker acknowledges it, and a worker acknowledges only after it has
@@ -9,6 +9,9 @@ Two streams, both file-backed:
     is noticed by its missing heartbeats. One durable pull consumer per queue (``workers-<queue>``)
     is shared by the workers of that queue, so each task goes to exactly one of them. A refused task
     is put back (``nak`` with a delay), never dropped. Tasks survive a NATS restart.
+``<prefix>_task_files`` (an object store)
+    A step's input artifacts on their way to a worker, and its output artifacts on their way back;
+    the scheduler deletes them once the step is settled.
 ``<P>_TASK_REPORTS`` (limits retention, ``report_max_age_seconds``)
     ``started``, ``log``, ``result`` and ``refused`` per node, published with a PubAck. The scheduler
     follows them with a :class:`~eventbus.tail.Tail` (in order, no gaps, across reconnects); a
@@ -37,6 +40,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 from eventbus.codec import decode
 from eventbus.envelope import CloudEvent
 from eventbus.errors import BusError, BusUnavailable, InvalidEvent, InvalidSubjectToken
+from eventbus.objects import ObjectStore
 from eventbus.subjects import decode_token, encode_token
 from eventbus.tail import Tail
 
@@ -101,6 +105,7 @@ class TaskQueue:
         self.report_max_age_seconds = report_max_age_seconds
         self.ack_wait_seconds = ack_wait_seconds
         self._pulls: dict[str, JetStreamPull] = {}
+        self._files: ObjectStore | None = None
 
     def __repr__(self) -> str:
         return f"<TaskQueue {self.subjects.tasks_stream} queues={sorted(self._pulls)}>"
@@ -202,7 +207,9 @@ class TaskQueue:
         seq = 1
         while True:
             try:
-                raw = await self.bus.js.get_msg(self.subjects.task_reports_stream, seq=seq, subject=subject, next=True)
+                raw = await self.bus.js.get_msg(
+                    self.subjects.task_reports_stream, seq=seq, subject=subject, next=True
+                )
             except nats.js.errors.NotFoundError:
                 return found
             except _NATS_ERRORS as exc:
@@ -265,6 +272,15 @@ class TaskQueue:
                 await callback(decode_token(msg.subject.rpartition(".")[2]), msg.data)
 
         return await self.bus.nc.subscribe(self.subjects.task_cancel("*"), cb=deliver)
+
+    async def files(self) -> ObjectStore:
+        """The object store that carries steps' input and output artifacts between the scheduler and
+        the workers (``<prefix>_task_files``), created on first use."""
+        if self._files is None:
+            self._files = await self.bus.object_store(
+                f"{self.bus.config.prefix.replace('.', '_')}_task_files"
+            )
+        return self._files
 
     async def close(self) -> None:
         for pull in self._pulls.values():

@@ -14,6 +14,9 @@ The scheduler calls :meth:`WorkerDispatcher.run` as it calls ``LocalExecutor.run
    new node, on whichever worker takes it). A late report of that dispatch names its task and is
    ignored. So is a task a worker took from the queue and never reported started.
 
+Input artifacts (staged here from the workflow's repository) go to the worker through the task files
+store, and output artifacts come back the same way; what was carried is deleted once the step ends.
+
 The result is also saved in the node's dir here (``save_result``), like a local step's, so a
 scheduler that dies before committing it settles the node from it after the restart. A step still
 running on a worker when the scheduler restarts is treated as a local one would be: ``executor lost``
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -40,8 +44,10 @@ from pydantic import ValidationError
 
 from eventbus import BusError, CloudEvent, Tail, TaskQueue, new_event_id
 from eventbus.subjects import decode_token
+from workflows.executor.carry import fetch, send
 from workflows.executor.errors import ExecutorError
 from workflows.executor.layout import NodeDirs
+from workflows.executor.outputs import CollectedArtifact
 from workflows.executor.protocol import (
     PROTOCOL,
     TASK_TYPE,
@@ -86,6 +92,7 @@ class _Dispatch:
     probed: float = 0.0
     taken_at: float | None = None  # when the queue was first seen without it, before ``started``
     refusal: str | None = None
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # as the worker reported them
 
 
 @dataclass(frozen=True)
@@ -186,13 +193,8 @@ class WorkerDispatcher:
         try:
             body = spec_to_json(spec)
         except ValueError as exc:
-            what = {
-                "mounts": "volumes",
-                "copy_in": "input artifacts",
-                "output_artifacts": "output artifacts",
-            }[str(exc)]
             raise NotRemotable(
-                f"executor 'workers' cannot run this step: its {what} live on the server's host; "
+                f"executor 'workers' cannot run this step: its volumes ({exc}) live on the server's host; "
                 "use eventflow.io/executor: local"
             ) from None
         dirs = NodeDirs(self.work_dir / spec.node_id)
@@ -200,6 +202,7 @@ class WorkerDispatcher:
         (dirs.node / RESULT_FILE).unlink(missing_ok=True)
         token = hashlib.sha256(attempt.encode()).hexdigest()[:8] if attempt else new_event_id()[:8]
         task_id = f"{spec.node_id}/{token}"
+        inputs = await self._send_inputs(task_id, spec.copy_in)
         loop = asyncio.get_running_loop()
         fd = os.open(dirs.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         d = _Dispatch(node=spec.node_id, task=task_id, queue=queue, future=loop.create_future(), log_fd=fd)
@@ -215,6 +218,7 @@ class WorkerDispatcher:
             spec=body,
             deadline_at=deadline_at,
             sent_by=self.sender,
+            inputs=inputs,
         )
         event = CloudEvent(
             id=task_id,
@@ -241,7 +245,10 @@ class WorkerDispatcher:
         result = ProcessResult(
             exit_code=result.exit_code, result=result.result, log_path=dirs.log, outputs=result.outputs,
             error=result.error, started_at=result.started_at, finished_at=result.finished_at,
+            artifacts=await self._fetch_artifacts(d, dirs.node / "artifacts"),
         )  # fmt: skip
+        if spec.copy_in or d.artifacts:
+            asyncio.get_running_loop().create_task(self._forget_files(task_id))
         try:
             save_result(dirs.node, result)
         except OSError as exc:
@@ -282,6 +289,45 @@ class WorkerDispatcher:
             extra = event.model_extra or {}
             if extra.get("task") == d.task and event.data_base64:
                 os.pwrite(d.log_fd, base64.b64decode(event.data_base64), int(extra.get("offset", 0)))
+
+    async def _send_inputs(self, task_id: str, copy_in: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+        """The step's staged input artifacts, into the task files store for its worker."""
+        if not copy_in:
+            return []
+        try:
+            store = await self.tasks.files()
+            sent = []
+            for i, (host, path) in enumerate(copy_in):
+                key = f"{task_id}/in/{i}"
+                sent.append({"key": key, "path": path, "tar": await send(store, key, Path(host))})
+        except (BusError, OSError) as exc:
+            raise ExecutorError(f"cannot send the step's input artifacts to the workers: {exc}") from None
+        return sent
+
+    async def _fetch_artifacts(self, d: _Dispatch, dest: Path) -> dict[str, CollectedArtifact]:
+        """The output artifacts the worker took, from the task files store into the node's dir."""
+        found: dict[str, CollectedArtifact] = {}
+        for name, data in d.artifacts.items():
+            art = CollectedArtifact.from_json(data)
+            if art.staged is not None:
+                local = dest / name
+                try:
+                    await fetch(await self.tasks.files(), art.staged, local, tar=False)
+                    art = dataclasses.replace(art, staged=str(local))
+                except (BusError, OSError) as exc:
+                    art = dataclasses.replace(
+                        art, staged=None, error=f"could not bring it back from the worker: {exc}"
+                    )
+            found[name] = art
+        return found
+
+    async def _forget_files(self, task_id: str) -> None:
+        """Delete what this task carried through the task files store (once it is no longer needed)."""
+        with contextlib.suppress(BusError):
+            store = await self.tasks.files()
+            for name in await store.list_names(f"{task_id}/"):
+                with contextlib.suppress(BusError):
+                    await store.delete(name)
 
     async def _submit(self, queue: str, event: CloudEvent) -> int:
         """Queue the task, retrying while the bus is away (the same id cannot be stored twice)."""
@@ -347,6 +393,7 @@ class WorkerDispatcher:
                 d.started, d.worker, d.heard, d.refusal = True, started.worker, time.monotonic(), None
             elif kind == "result":
                 r = TaskResult.model_validate(data)
+                d.artifacts = r.artifacts
                 d.future.set_result(ProcessResult(
                     exit_code=r.exit_code, result=r.result, log_path=NodeDirs(self.work_dir / node).log, outputs=r.outputs,
                     error=r.error, started_at=r.started_at, finished_at=r.finished_at,

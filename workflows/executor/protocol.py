@@ -34,8 +34,9 @@ PROTOCOL = 1
 TASK_TYPE = "io.eventflow.task"
 REPORT_TYPE = "io.eventflow.task.report"
 
-# What only the server's host has: a step that needs one of these cannot run on a worker.
-HOST_ONLY = ("mounts", "copy_in", "output_artifacts")
+# What only the server's host has: a step with volumes cannot run on a worker. (Input artifacts travel
+# apart, through the task files store: ``Task.inputs``.)
+HOST_ONLY = ("mounts",)
 
 
 class _Message(BaseModel):
@@ -52,6 +53,9 @@ class Task(_Message):
     spec: dict[str, Any]
     deadline_at: float | None = None
     sent_by: str = ""
+    # Input artifacts: {"key": object in the task files store, "path": where in the node, "tar": the
+    # object is a tar of a directory}.
+    inputs: list[dict[str, Any]] = []
 
 
 class Started(_Message):
@@ -69,6 +73,8 @@ class TaskResult(_Message):
     started_at: datetime
     finished_at: datetime
     log_bytes: int
+    # Output artifacts as CollectedArtifact JSON, ``staged`` naming an object in the task files store.
+    artifacts: dict[str, dict[str, Any]] = {}
 
 
 class Refused(_Message):
@@ -101,15 +107,17 @@ class Heartbeat(_Message):
 
 
 def spec_to_json(spec: ProcessSpec) -> dict[str, Any]:
-    """The spec as JSON; refuses what only the server's host has (its volumes and staged files)."""
+    """The spec as JSON, without its staged input files (they travel as ``Task.inputs``); refuses
+    what only the server's host has (its volumes)."""
     data = dataclasses.asdict(spec)
+    data.pop("copy_in")
     for name in HOST_ONLY:
         if data.pop(name):
             raise ValueError(name)
     return data
 
 
-def spec_from_json(data: dict[str, Any]) -> ProcessSpec:
+def spec_from_json(data: dict[str, Any], copy_in: tuple[tuple[str, str], ...] = ()) -> ProcessSpec:
     """Raises ``TypeError``/``ValueError`` on a spec this version does not understand."""
     fields = {f.name for f in dataclasses.fields(ProcessSpec)}
     unknown = sorted(set(data) - fields)
@@ -117,6 +125,8 @@ def spec_from_json(data: dict[str, Any]) -> ProcessSpec:
         raise ValueError(f"unknown spec fields {unknown}")
     values = dict(data)
     values["output_paths"] = tuple(values.get("output_paths") or ())
+    values["output_artifacts"] = tuple(tuple(a) for a in values.get("output_artifacts") or ())
+    values["copy_in"] = copy_in
     for name in HOST_ONLY:
         values.pop(name, None)
     return ProcessSpec(**values)

@@ -8,8 +8,9 @@ Top to bottom:
    worker that can; an unreadable task: reported final, so the scheduler fails the node instead of
    waiting), report ``started``, and only then acknowledge the task, so a task is never both off the
    queue and unknown;
-3. run it with the local executor (the same isolation, limits and argosay emulation as the server's),
-   sending its log as it grows and then the result (retried until stored: a result is never dropped);
+3. fetch its input artifacts from the task files store, run it with the local executor (the same isolation, limits and argosay emulation as the server's),
+   sending its log as it grows, then its output artifacts (into the task files store) and the result
+   (retried until stored: a result is never dropped);
 4. every second, a heartbeat naming the tasks held, which is how the scheduler tells a live worker
    from a dead one (and a touch of ``<work dir>/heartbeat``, for a container healthcheck);
 5. on stop: take nothing more, let running steps finish for ``grace_seconds``, then stop them and
@@ -27,17 +28,22 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import socket
+import tarfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from eventbus import BusError, CloudEvent, TaskDelivery, TaskQueue, Undecodable
+from workflows.executor.carry import fetch, send
 from workflows.executor.executor import LocalExecutor
 from workflows.executor.layout import NodeDirs
+from workflows.executor.outputs import CollectedArtifact
 from workflows.executor.protocol import (
     PROTOCOL,
     REPORT_TYPE,
@@ -209,6 +215,17 @@ class TaskWorker:
             remaining = task.deadline_at - time.time()
             spec = dataclasses.replace(spec, deadline_seconds=max(remaining, 0.001))
         log_path = NodeDirs(self.executor.work_dir / task.node).log
+        inputs = self.executor.work_dir / ".inputs" / task.node
+        if task.inputs:
+            try:
+                spec = dataclasses.replace(spec, copy_in=await self._fetch_inputs(task, inputs))
+            except (BusError, OSError, tarfile.TarError) as exc:
+                await self._report_until_stored(
+                    task.node,
+                    "result",
+                    self._failed(task, f"could not fetch the step's input artifacts: {exc}"),
+                )
+                return
         process = asyncio.create_task(self.executor.run(spec))
         self.held[task.node].process = process
         sent = 0
@@ -234,7 +251,9 @@ class TaskWorker:
         report = TaskResult(
             task=task.task, worker=self.name, exit_code=result.exit_code, result=result.result, outputs=result.outputs,
             error=result.error, started_at=result.started_at, finished_at=result.finished_at, log_bytes=sent,
+            artifacts=await self._send_artifacts(task, result.artifacts),
         )  # fmt: skip
+        shutil.rmtree(inputs, ignore_errors=True)
         limit = self.tasks.bus.nc.max_payload - 4096
         size = len(report.model_dump_json())
         if size > limit:
@@ -244,6 +263,41 @@ class TaskWorker:
         self.finished += 1
         with contextlib.suppress(Exception):
             self.executor.discard(task.node)
+
+    async def _fetch_inputs(self, task: Task, base: Path) -> tuple[tuple[str, str], ...]:
+        """The step's input artifacts from the task files store, as (local path, path in the node)."""
+        shutil.rmtree(base, ignore_errors=True)
+        store = await self.tasks.files()
+        local = []
+        for i, item in enumerate(task.inputs):
+            dest = base / str(i)
+            await fetch(store, str(item["key"]), dest, tar=bool(item.get("tar")))
+            local.append((str(dest), str(item["path"])))
+        return tuple(local)
+
+    async def _send_artifacts(
+        self, task: Task, artifacts: dict[str, CollectedArtifact]
+    ) -> dict[str, dict[str, Any]]:
+        """The output artifacts the executor took, into the task files store for the scheduler."""
+        sent: dict[str, dict[str, Any]] = {}
+        for name, art in artifacts.items():
+            data = art.to_json()
+            if art.staged is not None:
+                key = f"{task.task}/out/{name}"
+                try:
+                    await send(await self.tasks.files(), key, Path(art.staged))
+                    data["staged"] = key
+                except (BusError, OSError) as exc:
+                    data.update(staged=None, error=f"could not send it from worker {self.name}: {exc}")
+            sent[name] = data
+        return sent
+
+    def _failed(self, task: Task, error: str) -> TaskResult:
+        now = datetime.now(UTC)
+        return TaskResult(
+            task=task.task, worker=self.name, exit_code=None, result="", outputs={}, error=error,
+            started_at=now, finished_at=now, log_bytes=0,
+        )  # fmt: skip
 
     async def _send_log(self, task: Task, path: Path, sent: int, *, final: bool = False) -> int:
         """Send what the log gained since ``sent``; on ``final``, all of it (retrying until stored)."""
