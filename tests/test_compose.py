@@ -2,9 +2,10 @@
 eventflow services, run here against this machine's NATS and a Postgres database of the test's own,
 give a leader that needs the token the first one created and a standby that hands over.
 
-No Docker compose here to run it whole (`docker compose config` is not installed), so the shell
-wrappers are syntax-checked with `sh -n` and the eventflow commands in them are run as written,
-with the service addresses, volumes and published port swapped for local ones.
+The file is validated against the Compose Specification's JSON schema (and by `docker compose config`
+where the compose plugin is installed; it is not on the CI machine). No Docker engine here to run it
+whole, so the shell wrappers are syntax-checked with `sh -n` and the eventflow commands in them are run
+as written, with the service addresses, volumes and published port swapped for local ones.
 """
 
 from __future__ import annotations
@@ -194,3 +195,38 @@ def test_the_compose_workers_run_the_steps_labelled_for_them(tmp_path: Path, nat
         for proc in workers:
             proc.stop()
         server.stop()
+
+
+def test_compose_yaml_follows_the_compose_specification() -> None:
+    import jsonschema
+
+    from tests.support.compose_spec import compose_schema
+
+    schema, source = compose_schema()
+    if schema is None:
+        pytest.skip(f"no Compose Specification schema: {source}")
+    doc = yaml.safe_load(COMPOSE.read_text())
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(doc), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{'.'.join(map(str, e.path)) or '(top)'}: {e.message}" for e in errors)
+    # The validator does check: a misspelt key is refused.
+    broken = {**doc, "services": {**doc["services"], "nats": {**doc["services"]["nats"], "helthcheck": {}}}}
+    assert any("helthcheck" in e.message for e in jsonschema.Draft7Validator(schema).iter_errors(broken))
+
+
+def test_docker_compose_config_accepts_it_where_docker_compose_exists() -> None:
+    import shutil
+
+    docker = shutil.which("docker")
+    if (
+        docker is None
+        or subprocess.run([docker, "compose", "version"], capture_output=True, check=False).returncode != 0
+    ):
+        pytest.skip("docker compose is not installed here")
+    checked = subprocess.run(
+        [docker, "compose", "-f", str(COMPOSE), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
