@@ -100,8 +100,8 @@ class KubeError(WorkflowError):
     """Base of the errors of a call to the Kubernetes API."""
 
 
-class KubeApiError(KubeError):
-    """The API server refused the request and will refuse it again (403, 404, 422...)."""
+class _Answered(KubeError):
+    """A failed call: the verb, the object and the API's answer (or why there was none)."""
 
     def __init__(self, verb: str, ref: ObjectRef, status: int | None, reason: str, message: str = "") -> None:
         self.verb = verb
@@ -111,6 +111,10 @@ class KubeApiError(KubeError):
         self.message = message
         code = f"{status} " if status is not None else ""
         super().__init__(f"{verb} {ref}: {code}{reason}{': ' + message if message else ''}")
+
+
+class KubeApiError(_Answered):
+    """The API server refused the request and will refuse it again (403, 404, 422...)."""
 
 
 class KubeNotFound(KubeApiError):
@@ -121,18 +125,9 @@ class KubeAlreadyExists(KubeApiError):
     """409 on create: an object of that name exists."""
 
 
-class KubeUnavailable(KubeError):
+class KubeUnavailable(_Answered):
     """The request may succeed later: unreachable server, timeout, 429, 5xx, or a 409 Conflict on an
     update or patch of an object that changed in between."""
-
-    def __init__(self, verb: str, ref: ObjectRef, status: int | None, reason: str, message: str = "") -> None:
-        self.verb = verb
-        self.ref = ref
-        self.status = status
-        self.reason = reason
-        self.message = message
-        code = f"{status} " if status is not None else ""
-        super().__init__(f"{verb} {ref}: {code}{reason}{': ' + message if message else ''}")
 
 
 @dataclass(frozen=True)

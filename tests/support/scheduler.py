@@ -14,10 +14,11 @@ from workflows.artifacts.repositories import Repositories
 from workflows.executor import LocalExecutor
 from workflows.executor.dispatch import WorkerDispatcher
 from workflows.executor.kubernetes import KubernetesExecutor
-from workflows.models import TTLStrategy
+from workflows.models import TTLStrategy, Workflow
 from workflows.retention import ArchivePolicy
 from workflows.scheduler import Scheduler
-from workflows.store import WorkflowStore
+from workflows.status import NodeStatus
+from workflows.store import WorkflowRecord, WorkflowStore
 
 
 @contextlib.asynccontextmanager
@@ -51,3 +52,13 @@ async def running_scheduler(
             executor.close()
             store.close()
             await engine.dispose()
+
+
+async def run_to_end(
+    scheduler: Scheduler, workflow: Workflow, timeout: float = 60
+) -> tuple[WorkflowRecord, dict[str, NodeStatus]]:
+    """Submit, wait until the workflow ends, and return its record and nodes."""
+    record = await scheduler.submit(workflow)
+    done = await scheduler.wait_done(record.namespace, record.name, timeout)
+    _, nodes = await scheduler.get(done.namespace, done.name)
+    return done, nodes

@@ -13,9 +13,9 @@ import pytest
 
 from tests.support.kubelet import KubeApi, kube_scheduler
 from tests.support.poll import eventually
+from tests.support.scheduler import run_to_end
 from workflows.kube import Cluster
 from workflows.models import Workflow
-from workflows.scheduler import Scheduler
 from workflows.status import NodeStatus
 
 ON_KUBE = {"eventflow.io/executor": "kubernetes"}
@@ -33,15 +33,6 @@ def workflow(
             "spec": {"entrypoint": templates[0]["name"], "templates": templates, **(spec or {})},
         }
     )
-
-
-async def run_to_end(
-    scheduler: Scheduler, wf: Workflow, timeout: float = 30
-) -> tuple[Any, dict[str, NodeStatus]]:
-    record = await scheduler.submit(wf)
-    done = await scheduler.wait_done(record.namespace, record.name, timeout)
-    _, nodes = await scheduler.get(done.namespace, done.name)
-    return done, nodes
 
 
 def pods_of(nodes: dict[str, NodeStatus]) -> dict[str, NodeStatus]:

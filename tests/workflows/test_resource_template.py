@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.support.kubelet import KubeApi, kube_scheduler
 from tests.support.poll import eventually
-from tests.workflows.test_kubernetes_executor import run_to_end
+from tests.support.scheduler import run_to_end
 from workflows.executor.resource import ConditionError, parse_condition
 from workflows.models import Workflow
 from workflows.status import NodeStatus
@@ -22,6 +22,14 @@ metadata:
 spec:
   completions: 3
 """
+
+
+WATCHED_JOB = {
+    "action": "create",
+    "successCondition": "status.succeeded > 2",
+    "failureCondition": "status.failed > 1",
+    "manifest": JOB,
+}
 
 
 def resource_workflow(resource: dict[str, Any], outputs: list[dict[str, Any]] | None = None) -> Workflow:
@@ -82,14 +90,7 @@ async def _set_job_status(api: KubeApi, status: dict[str, Any]) -> None:
 
 
 async def test_success_condition_waits_until_the_object_says_so(api: KubeApi, tmp_path: Path) -> None:
-    wf = resource_workflow(
-        {
-            "action": "create",
-            "successCondition": "status.succeeded > 2",
-            "failureCondition": "status.failed > 1",
-            "manifest": JOB,
-        }
-    )
+    wf = resource_workflow(WATCHED_JOB)
     async with kube_scheduler(tmp_path, api.cluster()) as scheduler:
         record = await scheduler.submit(wf)
         await _set_job_status(api, {"succeeded": 1})
@@ -101,14 +102,7 @@ async def test_success_condition_waits_until_the_object_says_so(api: KubeApi, tm
 
 
 async def test_failure_condition_fails_the_step_with_argos_message(api: KubeApi, tmp_path: Path) -> None:
-    wf = resource_workflow(
-        {
-            "action": "create",
-            "successCondition": "status.succeeded > 2",
-            "failureCondition": "status.failed > 1",
-            "manifest": JOB,
-        }
-    )
+    wf = resource_workflow(WATCHED_JOB)
     async with kube_scheduler(tmp_path, api.cluster()) as scheduler:
         record = await scheduler.submit(wf)
         await _set_job_status(api, {"failed": 2})

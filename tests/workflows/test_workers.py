@@ -15,7 +15,7 @@ import pytest
 
 from eventbus import CloudEvent, JetStreamBus, TaskQueue
 from tests.support.poll import eventually
-from tests.support.scheduler import running_scheduler
+from tests.support.scheduler import run_to_end, running_scheduler
 from workflows.executor import LocalExecutor
 from workflows.executor.dispatch import WorkerDispatcher
 from workflows.executor.protocol import TASK_TYPE
@@ -154,15 +154,6 @@ def fan_out(
             },
         }
     )
-
-
-async def run_to_end(
-    scheduler: Scheduler, wf: Workflow, timeout: float = 60
-) -> tuple[Any, dict[str, NodeStatus]]:
-    record = await scheduler.submit(wf)
-    done = await scheduler.wait_done(record.namespace, record.name, timeout)
-    _, nodes = await scheduler.get(done.namespace, done.name)
-    return done, nodes
 
 
 def pods(nodes: dict[str, NodeStatus]) -> list[NodeStatus]:
