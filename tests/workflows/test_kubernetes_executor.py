@@ -5,6 +5,7 @@ it) and what the workflow shows (phases, results, output parameters, messages)."
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -339,3 +340,44 @@ async def test_a_new_scheduler_follows_the_pods_of_the_one_before(api: KubeApi, 
 
 async def _keep(*_: Any) -> None:
     return None
+
+
+@pytest.mark.skipif(
+    not os.environ.get("KUBECONFIG"), reason="KUBECONFIG is not set: no real cluster to test against"
+)
+async def test_real_cluster_runs_a_step_as_a_pod_and_a_resource_step(tmp_path: Path) -> None:
+    cluster = Cluster.from_kubeconfig(os.environ["KUBECONFIG"].split(os.pathsep)[0])
+    name = f"eventflow-test-{uuid.uuid4().hex[:8]}"
+    manifest = f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: b\n"
+    templates = [
+        {
+            "name": "main",
+            "steps": [
+                [{"name": "echo", "template": "echo"}],
+                [{"name": "make", "template": "make"}],
+                [{"name": "drop", "template": "drop"}],
+            ],
+        },
+        {
+            "name": "echo",
+            "container": {"image": "busybox:1.36", "command": ["sh", "-c", "echo from a real pod"]},
+        },
+        {
+            "name": "make",
+            "resource": {"action": "create", "manifest": manifest},
+            "outputs": {"parameters": [{"name": "uid", "valueFrom": {"jsonPath": "{.metadata.uid}"}}]},
+        },
+        {"name": "drop", "resource": {"action": "delete", "manifest": manifest}},
+    ]
+    wf = Workflow.model_validate(
+        {
+            "metadata": {"generateName": "real-", "namespace": cluster.namespace, "labels": ON_KUBE},
+            "spec": {"entrypoint": "main", "templates": templates, "podGC": {"strategy": "OnPodCompletion"}},
+        }
+    )
+    async with kube_scheduler(tmp_path, cluster) as scheduler:
+        done, nodes = await run_to_end(scheduler, wf, timeout=300)
+    assert done.phase.value == "Succeeded", done.message
+    pods = pods_of(nodes)
+    assert pods["echo"].outputs is not None and pods["echo"].outputs.result == "from a real pod"
+    assert pods["make"].outputs is not None and pods["make"].outputs.parameter("uid")
