@@ -37,6 +37,9 @@ __all__ = ["RESOURCE_KINDS", "Warn", "load_documents", "load_file", "yaml_path"]
 
 logger = logging.getLogger(__name__)
 
+#: What a Kubernetes-only field does here.
+KUBERNETES_ONLY = "Kubernetes-only field: used only when the step runs as a pod (eventflow.io/executor: kubernetes)"
+
 #: Receives each warning; the default logs it at WARNING level.
 Warn = Callable[[SpecWarning], None]
 
@@ -92,7 +95,7 @@ def load_documents(text: str, file: str, *, warn: Warn | None = None) -> list[Re
         where = file if len(documents) == 1 else f"{file} (document {index + 1})"
         resource = _load_document(data, where)
         for loc in kubernetes_only_fields(resource):
-            report(SpecWarning(where, loc, "ignored Kubernetes-only field"))
+            report(SpecWarning(where, loc, KUBERNETES_ONLY))
         resources.append(resource)
     return resources
 

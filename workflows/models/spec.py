@@ -96,7 +96,7 @@ class WorkflowSpec(ArgoModel):
     artifact_gc: WorkflowLevelArtifactGC | None = Field(default=None, alias="artifactGC")
     metrics: Metrics | None = None
     executor_plugins: list[KubeDict] | None = None
-    pod_gc: Annotated[PodGC | None, K8S_ONLY] = Field(default=None, alias="podGC")
+    pod_gc: PodGC | None = Field(default=None, alias="podGC")  # applied to local steps' files and to pods
     pod_metadata: Annotated[Metadata | None, K8S_ONLY] = None
     service_account_name: Annotated[str | None, K8S_ONLY] = None
     automount_service_account_token: Annotated[bool | None, K8S_ONLY] = None

@@ -146,7 +146,7 @@ class Template(ArgoModel):
     sidecars: list[UserContainer] | None = None
     volumes: list[KubeDict] | None = None
     archive_location: ArtifactLocation | None = None
-    metadata: Annotated[Metadata | None, K8S_ONLY] = None
+    metadata: Metadata | None = None  # labels choose the executor; they and podGC's selector use them
     node_selector: Annotated[dict[str, str] | None, K8S_ONLY] = None
     affinity: Annotated[KubeDict | None, K8S_ONLY] = None
     tolerations: Annotated[list[KubeDict] | None, K8S_ONLY] = None

@@ -150,15 +150,15 @@ def test_load_documents_with_kubernetes_only_fields_warns_once_per_path() -> Non
     seen: list[SpecWarning] = []
     load_documents(text, "wf.yaml", warn=seen.append)
     assert [str(w) for w in seen] == [
-        "wf.yaml: spec.templates[2].container.securityContext: ignored Kubernetes-only field",
-        "wf.yaml: spec.nodeSelector: ignored Kubernetes-only field",
+        "wf.yaml: spec.templates[2].container.securityContext: Kubernetes-only field: used only when the step runs as a pod (eventflow.io/executor: kubernetes)",
+        "wf.yaml: spec.nodeSelector: Kubernetes-only field: used only when the step runs as a pod (eventflow.io/executor: kubernetes)",
     ]
 
 
 def test_load_documents_without_warn_logs_warnings(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="workflows.loader"):
-        load_documents(HEADER + "spec: {podGC: {strategy: OnPodSuccess}}\n", "wf.yaml")
-    assert caplog.messages == ["wf.yaml: spec.podGC: ignored Kubernetes-only field"]
+        load_documents(HEADER + "spec: {podGC: {strategy: OnPodSuccess}, nodeSelector: {os: linux}}\n", "wf.yaml")
+    assert caplog.messages == ["wf.yaml: spec.nodeSelector: Kubernetes-only field: used only when the step runs as a pod (eventflow.io/executor: kubernetes)"]
 
 
 def test_load_documents_with_empty_documents_skips_them() -> None:

@@ -21,8 +21,8 @@ def test_spec_error_without_location_formats_file_reason() -> None:
 
 
 def test_spec_warning_formats_like_spec_error() -> None:
-    warning = SpecWarning("wf.yaml", "spec.nodeSelector", "ignored Kubernetes-only field")
-    assert str(warning) == "wf.yaml: spec.nodeSelector: ignored Kubernetes-only field"
+    warning = SpecWarning("wf.yaml", "spec.nodeSelector", "Kubernetes-only field: used only when the step runs as a pod (eventflow.io/executor: kubernetes)")
+    assert str(warning) == "wf.yaml: spec.nodeSelector: Kubernetes-only field: used only when the step runs as a pod (eventflow.io/executor: kubernetes)"
 
 
 @pytest.mark.parametrize(
