@@ -42,6 +42,7 @@ from workflows.models import (
     WorkflowStep,
     WorkflowTemplate,
 )
+from workflows.placement import label_problem
 
 __all__ = ["ExpressionCheck", "ExpressionKind", "TemplatesLookup", "check", "lint"]
 
@@ -93,6 +94,7 @@ def lint(
         case Workflow():
             linter = _Linter(resource.spec, templates_lookup, expression_check, is_template=False)
             linter.metadata_name(resource.metadata.name, resource.metadata.generate_name, generate_ok=True)
+            linter.placement(resource.metadata.labels, "metadata.labels")
             linter.workflow_spec()
         case WorkflowTemplate() | ClusterWorkflowTemplate():
             linter = _Linter(resource.spec, templates_lookup, expression_check, is_template=True)
@@ -297,7 +299,14 @@ class _Linter:
 
     # -- templates ------------------------------------------------------------------------------
 
+    def placement(self, labels: dict[str, str] | None, loc: str) -> None:
+        problem = label_problem(labels)
+        if problem is not None:
+            self.add(loc, problem)
+
     def template(self, template: Template, label: str) -> None:
+        if template.metadata is not None:
+            self.placement(template.metadata.labels, f"{label}.metadata.labels")
         kinds = template.types
         if not kinds:
             self.add(label, f"template type unspecified. {_TYPE_CHOICES}")

@@ -60,6 +60,7 @@ from workflows.models import Template, TTLStrategy, Workflow
 from workflows.operator.state import WorkflowRun
 from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
 from workflows.operator.walker import Launch, Operator, leaf_outputs, workflow_outcome
+from workflows.placement import EXECUTOR_LABEL, WORKER_QUEUE_LABEL
 from workflows.quantities import parse_cpu, parse_memory
 from workflows.retention import ArchivePolicy, RetentionSweeper
 from workflows.status import NodeOutputs, NodePhase, NodeStatus, NodeType, WorkflowPhase, now
@@ -111,13 +112,6 @@ class NotLeader(RuntimeError):
 
 
 MEMO_LABEL = "workflows.argoproj.io/configmap-type"
-# Where a container or script step runs: ``local`` (this server), ``workers`` (remote workers, on
-# the queue ``eventflow.io/worker-queue`` names, default ``default``) or ``kubernetes`` (a pod on the
-# server's cluster). A template's ``metadata.labels`` win over the workflow's labels, which win over
-# the server's default.
-EXECUTOR_LABEL = "eventflow.io/executor"
-WORKER_QUEUE_LABEL = "eventflow.io/worker-queue"
-EXECUTORS = ("local", "workers", "kubernetes")
 
 
 class Executor(Protocol):
@@ -1163,7 +1157,8 @@ class Scheduler:
             await asyncio.shield(committed)
             self._settle(run, launch, None, str(exc))
             return
-        if sum(size for _, _, size in staged) <= COPY_IN_BYTES:
+        queue = self._worker_queue(run, launch)
+        if sum(size for _, _, size in staged) <= COPY_IN_BYTES or queue is not None:  # a worker copies them all
             spec = dataclasses.replace(spec, copy_in=tuple((host, path) for host, path, _ in staged))
         else:  # large inputs are bound in rather than copied (the root then needs a full remount)
             mounts += tuple((host, path, False) for host, path, _ in staged)
@@ -1174,7 +1169,6 @@ class Scheduler:
                 spec, deadline_seconds=launch.deadline - time.time(), deadline_message=launch.deadline_message
             )
         tmpl = launch.template
-        queue = self._worker_queue(run, launch)
         if queue is not None and (self.workers is None or tmpl.init_containers or tmpl.sidecars):
             await asyncio.shield(committed)
             why = (

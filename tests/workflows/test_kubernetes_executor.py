@@ -381,3 +381,27 @@ async def test_real_cluster_runs_a_step_as_a_pod_and_a_resource_step(tmp_path: P
     pods = pods_of(nodes)
     assert pods["echo"].outputs is not None and pods["echo"].outputs.result == "from a real pod"
     assert pods["make"].outputs is not None and pods["make"].outputs.parameter("uid")
+
+
+def test_lint_refuses_an_unknown_executor_label_with_its_yaml_path() -> None:
+    from workflows.lint import lint
+
+    wf = Workflow.model_validate(
+        {
+            "metadata": {"generateName": "x-", "labels": {"eventflow.io/executor": "kubernets"}},
+            "spec": {
+                "entrypoint": "s",
+                "templates": [
+                    {
+                        "name": "s",
+                        "metadata": {"labels": {"eventflow.io/executor": "lambda"}},
+                        "container": {"image": "alpine"},
+                    }
+                ],
+            },
+        }
+    )
+    assert [str(f) for f in lint(wf)] == [
+        "metadata.labels unknown executor 'kubernets': expected local, workers, kubernetes",
+        "templates.s.metadata.labels unknown executor 'lambda': expected local, workers, kubernetes",
+    ]
