@@ -504,3 +504,38 @@ async def test_artifacts_travel_to_and_from_workers_through_the_task_files_store
             return await store.list_names() == []
 
         await eventually(carried_files_gone, timeout=10, what="the carried files deleted")
+
+
+async def test_steps_running_across_a_nats_restart_report_their_results(tmp_path: Path, shm: Path) -> None:
+    """NATS goes away while steps run on a worker and comes back: the worker keeps its steps, stores
+    their results once it can, and the scheduler's report tail picks them up."""
+    from eventbus import BusConfig, EmbeddedNats
+    from tests.support.server_proc import free_port
+
+    nats = EmbeddedNats(tmp_path / "nats", port=free_port())
+    url = await nats.start()
+    bus = await JetStreamBus.connect(BusConfig(url=url, prefix="midrun", connect_timeout_seconds=10))
+    fleet = Fleet(bus, tmp_path / "workers")
+    try:
+        worker = await fleet.start("through", concurrency=8)
+        async with remote_scheduler(tmp_path, bus, lost_after=30.0) as scheduler:
+            record = await scheduler.submit(
+                fan_out(4, f"sleep 2; echo {{{{inputs.parameters.i}}}} >> {shm}/ran; echo done")
+            )
+            await eventually(lambda: len(worker.held) == 4, timeout=20, what="four steps running")
+            await nats.stop()
+            ran = shm / "ran"
+            # The steps end while the bus is away: their results can only be stored once it is back.
+            await eventually(
+                lambda: ran.exists() and len(ran.read_text().split()) == 4, timeout=20, what="steps ended"
+            )
+            await nats.start()
+            done = await scheduler.wait_done(record.namespace, record.name, 60)
+            _, nodes = await scheduler.get(record.namespace, record.name)
+        assert done.phase.value == "Succeeded", done.message
+        assert sorted((shm / "ran").read_text().split()) == ["0", "1", "2", "3"]
+        assert all(n.outputs is not None and n.outputs.result == "done" for n in pods(nodes))
+    finally:
+        await fleet.close()
+        await bus.close(grace_seconds=1)
+        await nats.stop()
