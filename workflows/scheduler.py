@@ -683,7 +683,7 @@ class Scheduler:
         pods = [n.id for n in nodes.values() if n.type is NodeType.POD]
         await asyncio.to_thread(self._discard, pods)
         if self.kubernetes is not None:
-            await self.kubernetes.delete_pods(pods)
+            await self.kubernetes.delete_pods(record.namespace, record.name, pods)
         # Its claims, staged inputs and (artifactGC) artifacts go with it.
         await asyncio.to_thread(shutil.rmtree, self._volumes_dir(record.uid), True)
         keys = gc_keys(nodes.values(), {"OnWorkflowDeletion", "OnWorkflowCompletion"})
@@ -1096,7 +1096,8 @@ class Scheduler:
         loop.call_later(delay, lambda: loop.run_in_executor(None, self._discard, doomed))
         if self.kubernetes is not None:
             kube = self.kubernetes
-            loop.call_later(delay, lambda: self._background(kube.delete_pods(doomed)))
+            namespace, name = run.record.namespace, run.record.name
+            loop.call_later(delay, lambda: self._background(kube.delete_pods(namespace, name, doomed)))
 
     def _discard(self, node_ids: list[str]) -> None:
         """Every file of these nodes, logs included (podGC, a deleted workflow)."""
@@ -1133,7 +1134,7 @@ class Scheduler:
             await asyncio.shield(committed)
             await self._run_plugin(run, launch)
             return
-        if self._executor_of(run, launch) == "kubernetes":
+        if self._executor_for(run, launch.template) == "kubernetes":
             await asyncio.shield(committed)
             await self._run_pod(run, launch)
             return
@@ -1224,11 +1225,9 @@ class Scheduler:
                 await asyncio.gather(*sidecars, return_exceptions=True)
         await self._settle_with_outputs(run, launch, result)
 
-    def _executor_of(self, run: WorkflowRun, launch: Launch) -> str:
-        """Where this leaf runs (see ``EXECUTOR_LABEL``); only container and script steps can move."""
-        return self._executor_for(run, launch.template)
-
     def _executor_for(self, run: WorkflowRun, template: Template | None) -> str:
+        """Where a step of ``template`` runs (``workflows/placement.py``); only container and script
+        steps can move."""
         if template is None or template.main_container is None:
             return "local"
         own = (template.metadata.labels or {}) if template.metadata else {}
@@ -1247,7 +1246,7 @@ class Scheduler:
 
     def _worker_queue(self, run: WorkflowRun, launch: Launch) -> str | None:
         """The worker queue this leaf goes to, or None to run it here."""
-        if self._executor_of(run, launch) != "workers":
+        if self._executor_for(run, launch.template) != "workers":
             return None
         own = (launch.template.metadata.labels or {}) if launch.template.metadata else {}
         return own.get(WORKER_QUEUE_LABEL) or (run.record.labels or {}).get(WORKER_QUEUE_LABEL) or "default"

@@ -91,7 +91,6 @@ class _Dispatch:
     heard: float = field(default_factory=time.monotonic)
     probed: float = 0.0
     taken_at: float | None = None  # when the queue was first seen without it, before ``started``
-    refusal: str | None = None
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # as the worker reported them
 
 
@@ -159,11 +158,6 @@ class WorkerDispatcher:
         now = time.monotonic()
         limit = self.lost_after_seconds if within_seconds is None else within_seconds
         return [WorkerSeen(beat, now - at) for beat, at in self._workers.values() if now - at <= limit]
-
-    def waiting_reason(self, node: str) -> str | None:
-        """Why a dispatched step has not started, if a worker said (it refused it)."""
-        d = self._dispatches.get(node)
-        return d.refusal if d is not None and not d.started else None
 
     # -- running a step ---------------------------------------------------------------------------
 
@@ -390,7 +384,7 @@ class WorkerDispatcher:
                 d.heard = time.monotonic()
             elif kind == "started":
                 started = Started.model_validate(data)
-                d.started, d.worker, d.heard, d.refusal = True, started.worker, time.monotonic(), None
+                d.started, d.worker, d.heard = True, started.worker, time.monotonic()
             elif kind == "result":
                 r = TaskResult.model_validate(data)
                 d.artifacts = r.artifacts
@@ -400,10 +394,10 @@ class WorkerDispatcher:
                 ))  # fmt: skip
             elif kind == "refused":
                 refused = Refused.model_validate(data)
-                d.refusal = f"refused by worker {refused.worker}: {refused.reason}"
-                log.warning("step %s %s", node, d.refusal)
+                why = f"refused by worker {refused.worker}: {refused.reason}"
+                log.warning("step %s %s", node, why)
                 if refused.final:
-                    d.future.set_exception(TaskRefused(d.refusal))
+                    d.future.set_exception(TaskRefused(why))
             elif kind == "lost":
                 lost = Lost.model_validate(data)
                 d.future.set_exception(WorkerLost(f"executor lost: worker {lost.worker} {lost.reason}"))

@@ -70,7 +70,6 @@ class KubernetesExecutor:
         self._client: KubeClient | None = None
         self._waiting: dict[str, dict[str, _Waiter]] = {}  # namespace -> pod name -> waiter
         self._pollers: dict[str, asyncio.Task[None]] = {}
-        self.pods: dict[str, str] = {}  # node id -> namespace, for the pods this executor created
         self.created = 0
 
     def __repr__(self) -> str:
@@ -111,7 +110,6 @@ class KubernetesExecutor:
         dirs.node.mkdir(parents=True, exist_ok=True)
         started_at = _now()
         await self._create(manifest)
-        self.pods[name] = namespace
         try:
             if deadline_at is None:
                 pod = await self._wait(namespace, name)
@@ -129,7 +127,6 @@ class KubernetesExecutor:
             await asyncio.shield(self._delete(namespace, name))
             raise
         if pod.get("deleted"):  # Argo's wording; an infrastructure failure (Error), retried per policy
-            self.pods.pop(name, None)
             raise PodFailed("pod deleted")
         return await self._finished(dirs, started_at, pod, output_paths)
 
@@ -262,12 +259,17 @@ class KubernetesExecutor:
             pass
         except KubeError as exc:
             log.warning("could not delete pod %s/%s: %s", namespace, name, exc)
-        self.pods.pop(name, None)
 
-    async def delete_pods(self, node_ids: Sequence[str], namespace: str | None = None) -> None:
-        """Delete the pods of these nodes (``podGC``, a deleted workflow, a lost step): the ones this
-        executor created, and with ``namespace`` any other of those names there (from before a restart)."""
-        for node_id in node_ids:
-            where = self.pods.get(node_id, namespace)
-            if where is not None:
-                await self._delete(where, node_id)
+    async def delete_pods(self, namespace: str, workflow: str, node_ids: Sequence[str]) -> None:
+        """Delete the pods of these nodes of ``workflow`` (``podGC``, a deleted workflow): the ones its
+        label finds, whichever scheduler created them (one list, then a delete per pod)."""
+        wanted = set(node_ids)
+        try:
+            listed = await self.client.list("v1", "Pod", namespace, label_selector=f"{WORKFLOW_LABEL}={workflow}")
+        except KubeError as exc:
+            log.warning("cannot list the pods of workflow %s/%s to delete them: %s", namespace, workflow, exc)
+            return
+        for pod in listed:
+            meta = pod.get("metadata") or {}
+            if meta.get("name") in wanted and (meta.get("labels") or {}).get(WORKFLOW_LABEL) == workflow:
+                await self._delete(namespace, str(meta["name"]))

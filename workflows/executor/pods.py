@@ -23,7 +23,6 @@ A step that needs neither keeps its ``command`` and ``args`` untouched.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -248,7 +247,3 @@ def parse_outputs(message: str, output_paths: Sequence[str]) -> dict[str, str | 
             continue
     return found
 
-
-def describe(manifest: Mapping[str, Any]) -> str:
-    """One line for logs."""
-    return json.dumps({"pod": manifest["metadata"]["name"], "namespace": manifest["metadata"]["namespace"]})

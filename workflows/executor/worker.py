@@ -310,14 +310,11 @@ class TaskWorker:
                     source=f"eventflow/worker/{self.name}", type=REPORT_TYPE, datacontenttype="application/octet-stream",
                     data_base64=base64.b64encode(chunk).decode(), data=None, task=task.task, offset=str(sent),
                 )  # fmt: skip
-                await (self._publish_until_stored if final else self._publish)(task.node, "log", event)
+                await (self._publish_until_stored if final else self.tasks.report)(task.node, "log", event)
                 sent += len(chunk)
         except BusError as exc:
             log.debug("log of %s not sent yet: %s", task.task, exc)
             return sent
-
-    async def _publish(self, node: str, kind: str, event: CloudEvent) -> None:
-        await self.tasks.report(node, kind, event)
 
     async def _publish_until_stored(self, node: str, kind: str, event: CloudEvent) -> None:
         delay = 0.2
