@@ -1,5 +1,5 @@
-"""The Kubernetes client of the triggers (``workflows.kube``), and its errors as trigger outcomes:
-:class:`KubeUnavailable` is retried (``TriggerFailed``), :class:`KubeApiError` is final (``TriggerRejected``)."""
+"""The Kubernetes client's errors (``workflows.kube``) as trigger outcomes: :class:`KubeUnavailable` is
+retried (``TriggerFailed``), :class:`KubeApiError` is final (``TriggerRejected``)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,9 @@ import contextlib
 from collections.abc import Iterator
 
 from triggers.base import TriggerFailed, TriggerRejected
-from workflows.kube import (
-    JSON_PATCH,
-    MERGE_PATCH,
-    PATCH_TYPES,
-    STRATEGIC_MERGE_PATCH,
-    ApiResource,
-    Cluster,
-    KubeAlreadyExists,
-    KubeApiError,
-    KubeClient,
-    KubeConfigError,
-    KubeNotFound,
-    KubeUnavailable,
-    ObjectRef,
-)
+from workflows.kube import KubeApiError, KubeUnavailable
 
-__all__ = [
-    "JSON_PATCH",
-    "MERGE_PATCH",
-    "PATCH_TYPES",
-    "STRATEGIC_MERGE_PATCH",
-    "ApiResource",
-    "Cluster",
-    "KubeAlreadyExists",
-    "KubeApiError",
-    "KubeClient",
-    "KubeConfigError",
-    "KubeNotFound",
-    "KubeUnavailable",
-    "ObjectRef",
-    "as_trigger_outcome",
-]
+__all__ = ["as_trigger_outcome"]
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from triggers._kube import MERGE_PATCH, KubeClient, as_trigger_outcome
+from triggers._kube import as_trigger_outcome
 from triggers._source import ResourceSource
 from triggers._workflows import (
     KEY_ANNOTATION,
@@ -29,6 +29,7 @@ from triggers._workflows import (
 )
 from triggers.base import Firing, TriggerContext, TriggerFailed, TriggerRejected, TriggerResult, register
 from triggers.k8s import CLUSTER_HOWTO, create_object
+from workflows.kube import MERGE_PATCH, KubeClient
 from workflows.scheduler import WorkflowNotActive, WorkflowNotFound
 from workflows.store import AlreadyExists
 from workflows.submit import SubmitOptions

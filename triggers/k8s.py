@@ -32,17 +32,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from triggers._kube import (
-    JSON_PATCH,
-    MERGE_PATCH,
-    PATCH_TYPES,
-    KubeAlreadyExists,
-    KubeClient,
-    KubeConfigError,
-    KubeNotFound,
-    ObjectRef,
-    as_trigger_outcome,
-)
+from triggers._kube import as_trigger_outcome
 from triggers._source import ResourceSource
 from triggers._workflows import (
     KEY_ANNOTATION,
@@ -53,6 +43,16 @@ from triggers._workflows import (
 )
 from triggers.base import Firing, TriggerContext, TriggerFailed, TriggerRejected, TriggerResult, register
 from workflows.durations import parse_duration
+from workflows.kube import (
+    JSON_PATCH,
+    MERGE_PATCH,
+    PATCH_TYPES,
+    KubeAlreadyExists,
+    KubeClient,
+    KubeConfigError,
+    KubeNotFound,
+    ObjectRef,
+)
 
 __all__ = ["K8sConfig", "K8sPolicy", "K8sTrigger", "wait_for_labels"]
 

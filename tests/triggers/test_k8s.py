@@ -33,8 +33,8 @@ from sensors.compile import SensorError, compile_sensor
 from tests.sensors.conftest import SensorHarness, dep, sensor_harness, sensor_manifest, webhook_event
 from tests.support.poll import eventually
 from tests.support.scheduler import running_scheduler
-from triggers._kube import Cluster, KubeConfigError, KubeNotFound, ObjectRef
 from triggers.k8s import K8sConfig, K8sPolicy, K8sTrigger, wait_for_labels
+from workflows.kube import Cluster, KubeConfigError, KubeNotFound, ObjectRef
 
 pytestmark = pytest.mark.nats
 
