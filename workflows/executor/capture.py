@@ -5,12 +5,21 @@ from __future__ import annotations
 import codecs
 import os
 
-__all__ = ["StdoutCapture", "trim_newline"]
+__all__ = ["StdoutCapture", "result_of", "trim_newline"]
 
 
 def trim_newline(text: str) -> str:
     """Drop one trailing newline, as Argo does for ``outputs.result`` and output parameter files."""
     return text.removesuffix("\n")
+
+
+def result_of(head: bytes, total: int, limit: int) -> str:
+    """``outputs.result`` from the first ``limit`` bytes of a ``total``-byte output, marked when cut."""
+    if total <= limit:
+        return trim_newline(head[:limit].decode("utf-8", errors="replace"))
+    # final=False drops a character the cut split in two instead of showing U+FFFD for it.
+    text = codecs.getincrementaldecoder("utf-8")("replace").decode(bytes(head[:limit]), final=False)
+    return f"{text}\n...[truncated: {total} bytes total, see logs]"
 
 
 class StdoutCapture:
@@ -40,8 +49,4 @@ class StdoutCapture:
 
     def result(self) -> str:
         """The captured stdout as ``outputs.result``, with a marker when it was cut."""
-        if self.total <= self.limit:
-            return trim_newline(self._head.decode("utf-8", errors="replace"))
-        # final=False drops a character the cut split in two instead of showing U+FFFD for it.
-        text = codecs.getincrementaldecoder("utf-8")("replace").decode(bytes(self._head), final=False)
-        return f"{text}\n...[truncated: {self.total} bytes total, see logs]"
+        return result_of(bytes(self._head), self.total, self.limit)

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from workflows.executor.capture import result_of
 from workflows.executor.layout import NodeDirs
 from workflows.executor.pods import MAIN, WORKFLOW_LABEL, parse_outputs
 from workflows.executor.spec import ProcessResult, save_result
@@ -223,9 +224,8 @@ class KubernetesExecutor:
         error: str | None,
     ) -> ProcessResult:
         dirs.log.write_text(text)
-        result = text.removesuffix("\n")
-        if len(result) > self.result_limit:
-            result = result[: self.result_limit] + "\n... (truncated: the whole output is in the step's log)"
+        raw = text.encode()
+        result = result_of(raw, len(raw), self.result_limit)  # the same limit and marker as a local step
         ended = ProcessResult(
             exit_code=exit_code,
             result=result,
