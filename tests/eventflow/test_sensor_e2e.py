@@ -23,6 +23,7 @@ import yaml
 
 from eventbus.subjects import encode_token
 from tests.conftest import SHARED
+from tests.support.consumers import consumer_settled
 from tests.support.poll import eventually, eventually_sync
 from tests.support.server_proc import REPO, ServerProcess, eventflow_argv
 
@@ -188,8 +189,7 @@ class Pipeline:
                 js = nc.jetstream()
 
                 async def drained() -> bool:
-                    info = await js.consumer_info("EVENTFLOW_EVENTS", durable)
-                    return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+                    return bool(await consumer_settled(js, "EVENTFLOW_EVENTS", durable))
 
                 await eventually(drained, timeout=15, what=f"sensor {self.sensor} to settle")
             finally:

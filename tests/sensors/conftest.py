@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats.js.errors
 import pytest
 
 from eventbus import CloudEvent, ConsumerOptions, JetStreamBus
 from eventflow.database import open_engine
 from sensors.runtime import SensorRuntime
 from sources.secrets import Secrets
+from tests.support.consumers import consumer_settled
 from tests.support.database import async_database_url
 from tests.support.poll import eventually
 from tests.support.scheduler import running_scheduler
@@ -79,16 +79,9 @@ class SensorHarness:
         from eventbus.subjects import encode_token
 
         async def drained() -> bool:
-            found = False
-            for stream in (self.bus.subjects.events_stream, self.bus.subjects.workflows_stream):
-                try:
-                    info = await self.bus.js.consumer_info(stream, encode_token(durable))
-                except nats.js.errors.NotFoundError:
-                    continue
-                found = True
-                if info.num_pending or info.num_ack_pending:
-                    return False
-            return found
+            streams = (self.bus.subjects.events_stream, self.bus.subjects.workflows_stream)
+            states = [await consumer_settled(self.bus.js, stream, encode_token(durable)) for stream in streams]
+            return False not in states and True in states
 
         await eventually(drained, timeout=15, what=f"sensor {sensor} to settle")
 

@@ -40,6 +40,7 @@ import yaml
 from eventbus import BusConfig, BusError, JetStreamBus
 from eventbus.subjects import encode_token
 from tests.sensors.conftest import dep, log_trigger, sensor_manifest, webhook_event
+from tests.support.consumers import consumer_settled
 from tests.support.nats_process import NatsProcess
 from tests.support.poll import eventually
 from tests.support.server_proc import ServerProcess, start_ready
@@ -139,8 +140,7 @@ async def _settled(bus: JetStreamBus, sensor: str) -> None:
     durable = encode_token(f"sensor.default.{sensor}")
 
     async def drained() -> bool:
-        info = await bus.js.consumer_info(bus.subjects.events_stream, durable)
-        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+        return bool(await consumer_settled(bus.js, bus.subjects.events_stream, durable))
 
     await eventually(drained, timeout=REDELIVERY_TIMEOUT, what=f"the consumer of {sensor} to drain")
 
