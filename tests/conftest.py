@@ -36,6 +36,32 @@ from tests.support import database
 from tests.support.nats_process import NatsProcess
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+def _share_httpx_tls_context() -> None:
+    """httpx builds a new SSL context for every client (parsing certifi's CA bundle: ~50 ms of CPU
+    on the CI machine), and ``httpx.get`` makes a client per call; tests poll local servers with
+    it thousands of times. Clients with the default ``verify=True`` share one context here (an
+    SSLContext may be shared). If httpx's internals move, clients simply build their own again."""
+    try:
+        from httpx._transports import default
+    except ImportError:
+        return
+    original = getattr(default, "create_ssl_context", None)
+    if original is None:
+        return
+    shared = original()
+
+    def create_ssl_context(verify: object = True, cert: object = None, trust_env: bool = True) -> object:
+        custom_env = trust_env and (os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"))
+        if verify is True and cert is None and not custom_env:
+            return shared
+        return original(verify=verify, cert=cert, trust_env=trust_env)
+
+    default.create_ssl_context = create_ssl_context
+
+
+_share_httpx_tls_context()
+
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 

@@ -17,7 +17,11 @@ GROWTH = 1.25
 
 
 async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], *, timeout: float = 10.0, what: str = "condition", max_interval: float = 0.1
+    check: Callable[[], bool | Awaitable[bool]],
+    *,
+    timeout: float = 10.0,
+    what: str = "condition",
+    max_interval: float = 0.1,
 ) -> None:
     deadline = time.monotonic() + timeout
     interval = FIRST_INTERVAL
@@ -33,7 +37,9 @@ async def eventually(
         interval = min(interval * GROWTH, max_interval)
 
 
-def eventually_sync(check: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition", max_interval: float = 0.1) -> None:
+def eventually_sync(
+    check: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition", max_interval: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout
     interval = FIRST_INTERVAL
     while not check():
