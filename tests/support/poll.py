@@ -1,9 +1,9 @@
 """Wait for state by polling with a deadline (never a bare sleep).
 
-The pause between checks starts at 10 ms and grows by a quarter each time up to ``max_interval``
-(100 ms unless told): a short wait ends within a few ms of its state, and a long one does not
-spend the CPU that the servers under test need (CI shares two cores between three test workers
-and the servers they start) on checking again every 10 ms.
+Checks are 10 ms apart. A wait whose check is costly for a server under test (a summary of a
+workflow of 10,000 nodes, say) passes ``max_interval``: the pause then grows by a quarter each time
+up to it, so a long wait leaves the CPU to the server (CI shares two cores between three test
+workers and the servers they start).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ async def eventually(
     *,
     timeout: float = 10.0,
     what: str = "condition",
-    max_interval: float = 0.1,
+    max_interval: float = FIRST_INTERVAL,
 ) -> None:
     deadline = time.monotonic() + timeout
     interval = FIRST_INTERVAL
@@ -38,7 +38,11 @@ async def eventually(
 
 
 def eventually_sync(
-    check: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition", max_interval: float = 0.1
+    check: Callable[[], bool],
+    *,
+    timeout: float = 10.0,
+    what: str = "condition",
+    max_interval: float = FIRST_INTERVAL,
 ) -> None:
     deadline = time.monotonic() + timeout
     interval = FIRST_INTERVAL

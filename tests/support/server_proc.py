@@ -151,7 +151,10 @@ def start_ready(data: Path, *args: str, env: dict[str, str] | None = None) -> Se
 
     server = ServerProcess("--port", "0", "--data-dir", str(data), *args, env=env).start()
     try:
-        eventually_sync(lambda: _ready(server.base_url), timeout=30, what="server ready")
+        # The listening line first, with as long a wait as /readyz gets: on a loaded CI machine
+        # (three test workers starting servers at once) it can take more than base_url's 10 s.
+        url = server.wait_for(r"HTTP listening on (http://\S+)", timeout=30).group(1)
+        eventually_sync(lambda: _ready(url), timeout=30, what="server ready")
     except BaseException:
         server.stop()  # never leave a half-started server behind a failed test
         raise
