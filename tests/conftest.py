@@ -21,6 +21,7 @@ CEL: over 2,000 of them) and several DB-using modules also hold units; by reacha
 
 from __future__ import annotations
 
+import collections
 import os
 import socket
 import uuid
@@ -202,6 +203,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             funcs += [defs[-1].func for defs in fixtures.name2fixturedefs.values() if defs]
         if any(func is not None and reaches(func) for func in funcs):
             item.add_marker(pytest.mark.db)
+
+    # Files with slow tests first, then by number of tests: ./dev test passes --no-loadscope-reorder,
+    # so xdist hands files to its workers in this order and the minutes-long ones start at once
+    # instead of running alone at the end (its own reorder, by test count, put them last).
+    files = [item.nodeid.split("::")[0] for item in items]
+    per_file = collections.Counter(files)
+    slow = {file for file, item in zip(files, items, strict=True) if item.get_closest_marker("slow")}
+    order = {id(item): (file not in slow, -per_file[file]) for file, item in zip(files, items, strict=True)}
+    items.sort(key=lambda item: order[id(item)])
 
 
 @pytest.fixture(autouse=True)
