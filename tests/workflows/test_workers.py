@@ -317,7 +317,14 @@ async def test_a_task_of_another_protocol_is_refused_back_to_the_queue_not_lost(
     task = {"protocol": 99, "task": "n1/abc", "node": "n1", "queue": "default", "spec": {}}
     await tasks.submit("default", CloudEvent(id="n1/abc", source="test", type=TASK_TYPE, data=task))
     await eventually(lambda: worker.refused >= 1, timeout=10, what="the task refused")
-    report = await tasks.last_report("n1", "refused")
+    report = None
+
+    async def reported() -> bool:
+        nonlocal report
+        report = await tasks.last_report("n1", "refused")
+        return report is not None
+
+    await eventually(reported, timeout=10, what="the refusal reported")
     assert report is not None
     assert "task protocol 99, this worker speaks 1" in report.data["reason"]
     assert report.data["final"] is False

@@ -192,13 +192,13 @@ class TaskWorker:
     async def _refuse(
         self, delivery: TaskDelivery, node: str, task_id: str, reason: str, *, final: bool
     ) -> None:
-        self.refused += 1
         log.warning("refusing task %s: %s", task_id or "?", reason)
         if node and task_id:
             with contextlib.suppress(BusError):
                 await self._report(
                     node, "refused", Refused(task=task_id, worker=self.name, reason=reason, final=final)
                 )
+        self.refused += 1  # counted once reported, so whoever watches it can read the report
         if final and node and task_id:
             with contextlib.suppress(BusError):  # else it comes back, and is refused again
                 await delivery.ack()  # reported: the scheduler fails the node
