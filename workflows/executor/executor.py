@@ -33,7 +33,14 @@ from workflows.executor.process import Child, spawn
 from workflows.executor.reaper import Reaper, kill_recorded_groups
 from workflows.executor.roots import RootPool
 from workflows.executor.shims import install_shims
-from workflows.executor.spec import RESULT_FILE, ProcessResult, ProcessSpec, load_result, save_result
+from workflows.executor.spec import (
+    RESULT_FILE,
+    ProcessResult,
+    ProcessSpec,
+    load_result,
+    retire_result,
+    save_result,
+)
 
 __all__ = ["LocalExecutor"]
 
@@ -477,13 +484,13 @@ class LocalExecutor:
         return load_result(self.work_dir / node_id)
 
     def cleanup(self, node_id: str) -> None:
-        """Remove the node's private dirs and saved result (once it is committed); its log stays."""
+        """Remove the node's private dirs and retire its saved result (once it is committed); its log stays."""
         if not _NODE_ID.fullmatch(node_id):
             raise InvalidNodeId(node_id)
         dirs = NodeDirs(self.work_dir / node_id)
         shutil.rmtree(dirs.fs, ignore_errors=True)
         shutil.rmtree(dirs.node / "artifacts", ignore_errors=True)  # uploaded before the commit
-        (dirs.node / RESULT_FILE).unlink(missing_ok=True)
+        retire_result(dirs.node)
         self._remove_retired(1)
 
     def discard(self, node_id: str) -> None:

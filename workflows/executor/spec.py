@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from workflows.executor.outputs import CollectedArtifact
 
-__all__ = ["RESULT_FILE", "ProcessResult", "ProcessSpec", "load_result", "save_result"]
+__all__ = ["RESULT_FILE", "ProcessResult", "ProcessSpec", "load_result", "retire_result", "save_result"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class ProcessResult:
 
 
 RESULT_FILE = "result.json"
+# Where a result goes once committed: still there to read, no longer a result to recover.
+COMMITTED_RESULT_FILE = "result.committed.json"
 
 
 def save_result(node_dir: Path, result: ProcessResult) -> None:
@@ -97,6 +100,18 @@ def save_result(node_dir: Path, result: ProcessResult) -> None:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+
+
+def retire_result(node_dir: Path) -> None:
+    """Mark the node's saved result as committed, so a restart does not recover it again.
+
+    Renamed, not deleted: on ext4 without a journal (the disks we measured on) every new inode is
+    checked against the inodes deleted in the last 5-300 s, so a delete per step made each later file
+    creation slower; at 150 steps/s that check took a quarter of the server's CPU. A rename frees
+    nothing; the node dir goes as a whole when the workflow does.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(node_dir / RESULT_FILE, node_dir / COMMITTED_RESULT_FILE)
 
 
 def load_result(node_dir: Path) -> ProcessResult | None:

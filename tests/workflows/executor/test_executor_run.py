@@ -121,8 +121,11 @@ async def test_cleanup_removes_private_dirs_and_keeps_log(executor: LocalExecuto
     # A private node's writes live in a pooled root, emptied when the node ends; a host-mode node's
     # scratch dirs stay until cleanup.
     assert (node_dir / "fs").is_dir() is not executor.private_fs
+    assert executor.recover("clean") is not None
     executor.cleanup("clean")
-    assert os.listdir(node_dir) == ["main.log"]
+    # The saved result is set aside, not deleted (see retire_result): no longer one to recover.
+    assert sorted(os.listdir(node_dir)) == ["main.log", "result.committed.json"]
+    assert executor.recover("clean") is None
     assert result.log_path.read_text() == "kept\n"
 
 
