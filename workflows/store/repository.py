@@ -141,9 +141,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class _UnitOfWork:
     """Runs a store operation, written as a function of a sync Connection, in one trip to the database.
 
-    SQLite: on one dedicated thread with the stdlib driver. Through aiosqlite every statement, the
-    begin and the commit would each be a round trip to its thread, and those hand-offs, not SQLite,
-    were most of a transition's cost. One thread also matches SQLite's one writer.
+    SQLite, with the stdlib driver: writes and point reads run right here on the event loop's thread;
+    reads that can be large (lists, a workflow's nodes, archives) run on one helper thread with their
+    own connection. A transition's statements take SQLite ~0.1-0.3 ms; handing each one to a thread
+    cost more than that in GIL hand-overs and context switches (at 200 workflows/s the server spent
+    a quarter of its CPU switching threads; docs/benchmarks.md). Commits do not fsync (WAL,
+    synchronous=NORMAL); SQLite's own checkpoint, every 1,000 pages, does, inside the commit that
+    crosses that mark. (Checkpointing on the helper thread instead never caught up with a writer that
+    kept writing, and the WAL grew without bound.) One writer, called in order on one thread: commit
+    order is call order, and WAL readers never block it. The database file belongs to this process:
+    another process holding its write lock would stall the loop for up to the busy timeout (sharing
+    a database between servers is what Postgres is for).
     Postgres: ``run_sync`` on an asyncpg connection (statements stay async underneath).
     """
 
@@ -166,24 +174,28 @@ class _UnitOfWork:
     async def write(self, work: Callable[[sa.Connection], T]) -> T:
         """``work`` in a transaction, committed before this returns."""
         if self._sync is None:
-            # Postgres: writes commit in call order, as SQLite's one thread does (the scheduler's
+            # Postgres: writes commit in call order, as SQLite's one writer does (the scheduler's
             # transitions of one workflow must not overtake each other); reads wait for them below.
             async with self._write_lock, self.engine.begin() as conn:
                 return await conn.run_sync(work)
-        sync = self._sync
-
-        def in_thread() -> T:
-            with sync.begin() as conn:
-                return work(conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._thread, in_thread)
+        with self._sync.begin() as conn:
+            result = work(conn)
+        await asyncio.sleep(0)  # others run between two writes, as they did while a thread wrote
+        return result
 
     async def read(self, work: Callable[[sa.Connection], T]) -> T:
+        """``work`` on a connection, for reads of a few rows (one workflow, one resource)."""
         if self._sync is None:
-            async with self._write_lock:  # a read sees every write called before it, as on SQLite
-                pass
-            async with self.engine.connect() as conn:
-                return await conn.run_sync(work)
+            return await self._postgres_read(work)
+        with self._sync.connect() as conn:
+            result = work(conn)
+        await asyncio.sleep(0)
+        return result
+
+    async def scan(self, work: Callable[[sa.Connection], T]) -> T:
+        """``work`` on a connection, for reads of many rows: off the event loop on SQLite."""
+        if self._sync is None:
+            return await self._postgres_read(work)
         sync = self._sync
 
         def in_thread() -> T:
@@ -192,6 +204,12 @@ class _UnitOfWork:
 
         return await asyncio.get_running_loop().run_in_executor(self._thread, in_thread)
 
+    async def _postgres_read(self, work: Callable[[sa.Connection], T]) -> T:
+        async with self._write_lock:  # a read sees every write called before it, as on SQLite
+            pass
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(work)
+
     def close(self) -> None:
         if self._finalizer is not None:
             self._finalizer()  # runs at most once, here or when the store is collected
@@ -199,7 +217,7 @@ class _UnitOfWork:
 
 def _close_sqlite(engine: sa.Engine, thread: concurrent.futures.ThreadPoolExecutor) -> None:
     try:
-        thread.submit(engine.dispose)  # connections are closed on the thread that uses them
+        thread.submit(engine.dispose)  # the last connection to close checkpoints the WAL
     except RuntimeError:  # interpreter exit shut the thread down first: nothing else uses them now
         engine.dispose()
     thread.shutdown(wait=True)
@@ -311,7 +329,7 @@ class WorkflowStore:
             query = query.where(workflows.c.phase.in_(list(phases)))
         if name_prefix:
             query = query.where(workflows.c.name.startswith(name_prefix))
-        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        rows = await self._db.scan(lambda conn: conn.execute(query).all())
         out = []
         for row in rows:
             record = WorkflowRecord.model_validate(row._asdict())
@@ -326,7 +344,7 @@ class WorkflowStore:
 
     async def unfinished_uids(self) -> list[str]:
         query = sa.select(workflows.c.uid).where(workflows.c.phase.in_([WorkflowPhase.PENDING.value, WorkflowPhase.RUNNING.value]))
-        return list(await self._db.read(lambda conn: conn.execute(query).scalars().all()))
+        return list(await self._db.scan(lambda conn: conn.execute(query).scalars().all()))
 
     async def unfinished_workflows(self) -> list[WorkflowRecord]:
         return await self.list_workflows(phases=[WorkflowPhase.PENDING, WorkflowPhase.RUNNING])
@@ -399,7 +417,7 @@ class WorkflowStore:
 
     async def load_nodes(self, uid: str) -> dict[str, NodeStatus]:
         query = sa.select(nodes.c.data).where(nodes.c.workflow_uid == uid)
-        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        rows = await self._db.scan(lambda conn: conn.execute(query).all())
         loaded = (NodeStatus.model_validate(row.data) for row in rows)
         return {n.id: n for n in loaded}
 
@@ -414,7 +432,7 @@ class WorkflowStore:
         if after:
             query = query.where(nodes.c.node_id > after)
         query = query.order_by(nodes.c.node_id).limit(limit)
-        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        rows = await self._db.scan(lambda conn: conn.execute(query).all())
         return [NodeStatus.model_validate(row.data) for row in rows]
 
     async def count_nodes(self, uid: str) -> dict[str, int]:
@@ -474,7 +492,7 @@ class WorkflowStore:
         query = sa.select(resources).where(resources.c.kind == kind).order_by(resources.c.name)
         if namespace is not None:
             query = query.where(resources.c.namespace == namespace)
-        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        rows = await self._db.scan(lambda conn: conn.execute(query).all())
         return [ResourceRecord.model_validate(row._asdict()) for row in rows]
 
     async def delete_resource(self, kind: str, namespace: str, name: str) -> bool:
@@ -521,7 +539,7 @@ class WorkflowStore:
         query = query.order_by(archived.c.created_at.desc(), archived.c.name).offset(offset)
         if limit is not None:
             query = query.limit(limit)
-        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        rows = await self._db.scan(lambda conn: conn.execute(query).all())
         return [ArchivedRecord.model_validate(row._asdict()) for row in rows]
 
     async def count_archived(
@@ -533,11 +551,11 @@ class WorkflowStore:
         created_before: datetime | None = None,
     ) -> int:
         query = _archived_where(sa.select(sa.func.count()).select_from(archived), namespace, name_prefix, created_after, created_before)
-        return int(await self._db.read(lambda conn: conn.execute(query).scalar()) or 0)
+        return int(await self._db.scan(lambda conn: conn.execute(query).scalar()) or 0)
 
     async def get_archived(self, uid: str) -> ArchivedRecord | None:
         query = sa.select(archived).where(archived.c.uid == uid)
-        row = await self._db.read(lambda conn: conn.execute(query).first())
+        row = await self._db.scan(lambda conn: conn.execute(query).first())
         return ArchivedRecord.model_validate(row._asdict()) if row else None
 
     async def delete_archived(self, uid: str) -> bool:
@@ -581,7 +599,7 @@ class WorkflowStore:
             query = query.where(firings.c.trigger == trigger)
         if event_id is None:
             query = query.limit(limit)
-        rows = await self._db.read(lambda conn: conn.execute(query).all())
+        rows = await self._db.scan(lambda conn: conn.execute(query).all())
         out = [FiringRecord.model_validate(row._asdict()) for row in rows]
         if event_id is not None:
             out = [r for r in out if event_id in r.event_ids][:limit]

@@ -145,3 +145,36 @@ async def test_store_archive_outlives_the_workflow_and_pages_by_prefix(store: Wo
     assert await store.delete_archived_before(datetime.now(UTC) - timedelta(hours=1)) == 0
     assert await store.delete_archived_before(datetime.now(UTC) + timedelta(seconds=5)) == 4
     assert await store.list_archived() == []
+
+
+async def test_sqlite_writes_on_the_loop_still_checkpoint_and_keep_the_wal_bounded(tmp_path: Path) -> None:
+    # The store writes on the event loop's thread and relies on SQLite's own checkpoints there; one
+    # that never completes (a reader left open, checkpoints moved where they cannot catch up) leaves
+    # the WAL holding every page ever written and the main file none.
+    import sqlite3
+
+    from tests.support.poll import eventually
+
+    db = tmp_path / "s.db"
+    engine = open_engine(f"sqlite:///{db}")
+    store = WorkflowStore(engine)
+    try:
+        await store.migrate()
+        wal = Path(f"{db}-wal")
+        records = [_record(f"wf-{i}", labels={"pad": "x" * 60}) for i in range(1200)]
+        for rec in records:
+            await store.create_workflow(rec)
+            await store.commit(rec.uid, node_updates=[_node(rec.name, f"{rec.name}.a")], workflow={"message": "m" * 200})
+        written = 2400 * 2 * 4096  # at least two pages a write, had nothing been checkpointed
+        assert wal.stat().st_size < written / 4, wal.stat().st_size
+
+        def main_file_has_rows() -> bool:
+            # Only a checkpoint moves rows from the WAL into the main file; read it without the WAL.
+            with sqlite3.connect(f"file:{db}?immutable=1", uri=True) as plain:
+                return plain.execute("SELECT count(*) FROM ef_workflows").fetchone()[0] >= 1000
+
+        await eventually(main_file_has_rows, timeout=10, what="checkpointed rows in the main file")
+        assert len(await store.list_workflows()) == 1200
+    finally:
+        store.close()
+        await engine.dispose()
