@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sqlite3
 import uuid
 import weakref
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workflows.errors import WorkflowError
 from workflows.status import NodeStatus, WorkflowPhase, now
 from workflows.store.schema import archived, firings, leases, migrate, nodes, outbox, resources, workflows
+from workflows.store.sqlite_direct import DirectTable, driver_cursor
 
 __all__ = ["AlreadyExists", "ArchivedRecord", "FiringRecord", "OutboxEvent", "ResourceRecord", "WorkflowRecord", "WorkflowStore"]
 
@@ -232,6 +234,8 @@ def store_outage(exc: BaseException) -> str | None:
         if transient or "not currently accepting connections" in text or "terminating connection" in text:
             return f"{type(exc.orig or exc).__name__}: {text.splitlines()[0][:200] if text else ''}"
         return None
+    if isinstance(exc, sqlite3.OperationalError):  # from a statement run on the driver directly
+        return f"OperationalError: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
     if isinstance(exc, OSError | TimeoutError | sa.exc.DisconnectionError):
         return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
     return None
@@ -245,6 +249,7 @@ class WorkflowStore:
         self._dialect = engine.dialect.name
         self._db = _UnitOfWork(engine)
         self._upsert_stmt: Any = None
+        self._direct = self._db.sqlite  # hot statements straight to the driver (sqlite_direct)
 
     def __repr__(self) -> str:
         return f"<WorkflowStore {self._dialect}>"
@@ -294,15 +299,22 @@ class WorkflowStore:
 
     async def create_workflow(self, record: WorkflowRecord, events: Sequence[OutboxEvent] = ()) -> None:
         def work(conn: sa.Connection) -> None:
-            conn.execute(workflows.insert(), [record.model_dump()])
+            if self._direct:
+                _WORKFLOWS.insert(driver_cursor(conn), [record.model_dump()])
+            else:
+                conn.execute(workflows.insert(), [record.model_dump()])
             _add_events(conn, events)
 
         try:
             await self._db.write(work)
-        except IntegrityError:
+        except (IntegrityError, sqlite3.IntegrityError):
             raise AlreadyExists("workflow", record.namespace, record.name) from None
 
     async def get_workflow(self, namespace: str, name: str) -> WorkflowRecord | None:
+        if self._direct:
+            where = {"namespace": namespace, "name": name}
+            rows = await self._db.read(lambda conn: _WORKFLOWS.select(driver_cursor(conn), where))
+            return WorkflowRecord.model_validate(rows[0]) if rows else None
         params = {"namespace_": namespace, "name_": name}
         row = await self._db.read(lambda conn: conn.execute(_GET_WORKFLOW, params).first())
         return WorkflowRecord.model_validate(row._asdict()) if row else None
@@ -399,7 +411,10 @@ class WorkflowStore:
                 # executemany of one cached statement: compiled once, not once per batch size
                 conn.execute(upsert, batch)
             if workflow:
-                conn.execute(_UPDATE_WORKFLOW, {**workflow, "uid_": uid})
+                if self._direct:
+                    _WORKFLOWS.update(driver_cursor(conn), workflow, {"uid": uid}, bump="resource_version")
+                else:
+                    conn.execute(_UPDATE_WORKFLOW, {**workflow, "uid_": uid})
             _add_events(conn, events)
 
         await self._db.write(work)
@@ -447,12 +462,17 @@ class WorkflowStore:
     # -- outbox -----------------------------------------------------------------------------
 
     async def pending_events(self, limit: int = 500) -> list[OutboxEvent]:
+        if self._direct:
+            found = await self._db.read(lambda conn: _OUTBOX.select(driver_cursor(conn), {}, order_by="seq", limit=limit))
+            return [OutboxEvent.model_validate(row) for row in found]
         query = sa.select(outbox).order_by(outbox.c.seq).limit(limit)
         rows = await self._db.read(lambda conn: conn.execute(query).all())
         return [OutboxEvent.model_validate(row._asdict()) for row in rows]
 
     async def remove_events(self, ids: Sequence[str]) -> None:
-        if ids:
+        if ids and self._direct:
+            await self._db.write(lambda conn: _OUTBOX.delete(driver_cursor(conn), "id", ids))
+        elif ids:
             query = outbox.delete().where(outbox.c.id.in_(list(ids)))
             await self._db.write(lambda conn: conn.execute(query))
 
@@ -485,6 +505,10 @@ class WorkflowStore:
 
     async def get_resource(self, kind: str, namespace: str, name: str) -> ResourceRecord | None:
         params = {"kind_": kind, "namespace_": namespace, "name_": name}
+        if self._direct:
+            where = {"kind": kind, "namespace": namespace, "name": name}
+            found = await self._db.read(lambda conn: _RESOURCES.select(driver_cursor(conn), where))
+            return ResourceRecord.model_validate(found[0]) if found else None
         row = await self._db.read(lambda conn: conn.execute(_GET_RESOURCE, params).first())
         return ResourceRecord.model_validate(row._asdict()) if row else None
 
@@ -577,6 +601,9 @@ class WorkflowStore:
         keys = [r.key for r in records]
 
         def work(conn: sa.Connection) -> None:
+            if self._direct:  # REPLACE: the row of the same key goes, as with the delete below
+                _FIRINGS.insert(driver_cursor(conn), rows, verb="INSERT OR REPLACE")
+                return
             conn.execute(firings.delete().where(firings.c.key.in_(keys)))
             conn.execute(firings.insert(), rows)
 
@@ -631,6 +658,8 @@ _INSERT_EVENTS = {
     for postgres, dialect in ((False, sqlite), (True, postgresql))
 }
 
+_WORKFLOWS, _OUTBOX, _RESOURCES, _FIRINGS = (DirectTable(t) for t in (workflows, outbox, resources, firings))
+
 _SQLITE_UPSERT = (
     f"INSERT INTO {nodes.name} (workflow_uid, node_id, phase, data) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (workflow_uid, node_id) DO UPDATE SET phase = excluded.phase, data = excluded.data"
@@ -656,5 +685,8 @@ def _add_events(conn: sa.Connection, events: Sequence[OutboxEvent]) -> None:
     if events:
         # A transition retried after a lost connection may already have committed: its events
         # (unique ids) are not inserted twice.
-        insert = _INSERT_EVENTS[conn.dialect.name == "postgresql"]
-        conn.execute(insert, [e.model_dump(exclude={"seq"}) for e in events])
+        rows = [e.model_dump(exclude={"seq"}) for e in events]
+        if conn.dialect.name == "sqlite":
+            _OUTBOX.insert(driver_cursor(conn), rows, suffix="ON CONFLICT (id) DO NOTHING")
+        else:
+            conn.execute(_INSERT_EVENTS[True], rows)
