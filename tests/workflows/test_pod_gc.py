@@ -1,4 +1,4 @@
-"""podGC for local steps: a step's directory and log go when its strategy says, and every step's go
+"""podGC for local steps: a step's log, result and directory go when its strategy says, and every step's go
 with a deleted workflow (no node directory outlives its workflow)."""
 
 from __future__ import annotations
@@ -53,9 +53,10 @@ async def finished_pods(scheduler: Scheduler, wf: Workflow) -> tuple[str, dict[s
     return done.name, {n.display_name: n for n in nodes.values() if n.type.value == "Pod"}
 
 
-def node_dir(node: NodeStatus) -> Path:
+def kept(node: NodeStatus) -> bool:
+    """Whether anything of the step is left: its log, saved result or dir (all named by its id)."""
     assert node.log_path is not None
-    return Path(node.log_path).parent
+    return any(Path(node.log_path).parent.glob(f"{node.id}*"))
 
 
 @pytest.fixture
@@ -67,11 +68,11 @@ async def scheduler(tmp_path: Path) -> Any:
 async def test_without_pod_gc_logs_stay_until_the_workflow_is_deleted(scheduler: Scheduler) -> None:
     name, pods = await finished_pods(scheduler, workflow(None))
     assert all(
-        node_dir(p).is_dir() and Path(p.log_path or "").read_text() == f"{p.display_name}\n"
+        kept(p) and Path(p.log_path or "").read_text() == f"{p.display_name}\n"
         for p in pods.values()
     )
     await scheduler.delete("default", name)
-    assert not any(node_dir(p).exists() for p in pods.values())
+    assert not any(kept(p) for p in pods.values())
 
 
 @pytest.mark.parametrize(
@@ -91,7 +92,7 @@ async def test_pod_gc_removes_what_its_strategy_says(
     _, pods = await finished_pods(scheduler, workflow(pod_gc, fail_b=fail_b))
     assert set(pods) == {"a", "b"}
     await eventually(
-        lambda: {n for n, p in pods.items() if not node_dir(p).exists()} == removed,
+        lambda: {n for n, p in pods.items() if not kept(p)} == removed,
         what=f"exactly {removed} removed",
     )
     for name in {"a", "b"} - removed:  # kept with its log
@@ -104,7 +105,7 @@ async def test_delete_delay_keeps_the_logs_for_a_while(scheduler: Scheduler) -> 
         scheduler, workflow({"strategy": "OnPodCompletion", "deleteDelayDuration": "1h"})
     )
     await eventually(
-        lambda: not any(node_dir(p).exists() for p in now_pods.values()), what="undelayed logs removed"
+        lambda: not any(kept(p) for p in now_pods.values()), what="undelayed logs removed"
     )
     # Removed after the undelayed ones, which finished earlier: the delayed ones are still there.
-    assert all(node_dir(p).is_dir() for p in later_pods.values())
+    assert all(kept(p) for p in later_pods.values())

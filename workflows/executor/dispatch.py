@@ -17,7 +17,7 @@ The scheduler calls :meth:`WorkerDispatcher.run` as it calls ``LocalExecutor.run
 Input artifacts (staged here from the workflow's repository) go to the worker through the task files
 store, and output artifacts come back the same way; what was carried is deleted once the step ends.
 
-The result is also saved in the node's dir here (``save_result``), like a local step's, so a
+The result is also saved beside the node's log here (``save_result``), like a local step's, so a
 scheduler that dies before committing it settles the node from it after the restart. A step still
 running on a worker when the scheduler restarts is treated as a local one would be: ``executor lost``
 and retried per its policy (the worker's late result is ignored).
@@ -59,7 +59,7 @@ from workflows.executor.protocol import (
     TaskResult,
     spec_to_json,
 )
-from workflows.executor.spec import RESULT_FILE, ProcessResult, ProcessSpec, save_result
+from workflows.executor.spec import ProcessResult, ProcessSpec, save_result
 
 __all__ = ["NotRemotable", "TaskRefused", "WorkerDispatcher", "WorkerLost", "WorkerSeen"]
 
@@ -192,8 +192,8 @@ class WorkerDispatcher:
                 "use eventflow.io/executor: local"
             ) from None
         dirs = NodeDirs(self.work_dir / spec.node_id)
-        dirs.node.mkdir(parents=True, exist_ok=True)
-        (dirs.node / RESULT_FILE).unlink(missing_ok=True)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        dirs.result.unlink(missing_ok=True)
         token = hashlib.sha256(attempt.encode()).hexdigest()[:8] if attempt else new_event_id()[:8]
         task_id = f"{spec.node_id}/{token}"
         inputs = await self._send_inputs(task_id, spec.copy_in)
@@ -244,7 +244,7 @@ class WorkerDispatcher:
         if spec.copy_in or d.artifacts:
             asyncio.get_running_loop().create_task(self._forget_files(task_id))
         try:
-            save_result(dirs.node, result)
+            save_result(dirs.result, result)
         except OSError as exc:
             log.warning(
                 "could not save the result of %s (%s); a crash now would re-run it", spec.node_id, exc

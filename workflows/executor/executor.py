@@ -34,7 +34,6 @@ from workflows.executor.reaper import Reaper, kill_recorded_groups
 from workflows.executor.roots import RootPool
 from workflows.executor.shims import install_shims
 from workflows.executor.spec import (
-    RESULT_FILE,
     ProcessResult,
     ProcessSpec,
     load_result,
@@ -173,7 +172,7 @@ class LocalExecutor:
         dirs = NodeDirs(self.work_dir / spec.node_id)
         view: PrivateView | HostView = PrivateView(dirs, self._bin) if roots else HostView(dirs, self._bin)
         dirs.reset(view.NAMES)
-        (dirs.node / RESULT_FILE).unlink(missing_ok=True)  # an earlier run's result is not this run's
+        dirs.result.unlink(missing_ok=True)  # an earlier run's result is not this run's
         shutil.rmtree(dirs.node / "artifacts", ignore_errors=True)
         log_fd = os.open(dirs.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         try:
@@ -342,7 +341,7 @@ class LocalExecutor:
             exit_code = status if status >= 0 else 128 - status
             log.debug("node %s exited %d after %.3fs", spec.node_id, exit_code, time.monotonic() - clock)
             return self._saved(
-                view.dirs.node,
+                view.dirs,
                 ProcessResult(
                     exit_code=exit_code,
                     result=started.capture.result(),
@@ -424,7 +423,7 @@ class LocalExecutor:
         os.write(log_fd, f"{exc.message}\n".encode())
         log.debug("node %s not started: %s", spec.node_id, exc.message)
         return self._saved(
-            view.dirs.node,
+            view.dirs,
             ProcessResult(
                 exit_code=None,
                 result="",
@@ -468,12 +467,12 @@ class LocalExecutor:
         return found
 
     @staticmethod
-    def _saved(node_dir: Path, result: ProcessResult) -> ProcessResult:
+    def _saved(dirs: NodeDirs, result: ProcessResult) -> ProcessResult:
         try:
-            save_result(node_dir, result)
+            save_result(dirs.result, result)
         except OSError as exc:
             log.warning(
-                "could not save the result of %s (%s); a crash now would re-run it", node_dir.name, exc
+                "could not save the result of %s (%s); a crash now would re-run it", dirs.node.name, exc
             )
         return result
 
@@ -481,7 +480,8 @@ class LocalExecutor:
         """The result a node saved before the service died, if it finished; None if it did not."""
         if not _NODE_ID.fullmatch(node_id):
             return None
-        return load_result(self.work_dir / node_id)
+        dirs = NodeDirs(self.work_dir / node_id)
+        return load_result(dirs.result) or load_result(dirs.legacy_result)
 
     def cleanup(self, node_id: str) -> None:
         """Remove the node's private dirs and retire its saved result (once it is committed); its log stays."""
@@ -490,7 +490,8 @@ class LocalExecutor:
         dirs = NodeDirs(self.work_dir / node_id)
         shutil.rmtree(dirs.fs, ignore_errors=True)
         shutil.rmtree(dirs.node / "artifacts", ignore_errors=True)  # uploaded before the commit
-        retire_result(dirs.node)
+        retire_result(dirs.result, dirs.committed_result)
+        dirs.legacy_result.unlink(missing_ok=True)  # a node that was running when we were upgraded
         self._remove_retired(1)
 
     def discard(self, node_id: str) -> None:
@@ -498,7 +499,7 @@ class LocalExecutor:
         workflow deleted). Logs kept beyond that are the ones ``archiveLogs`` stored as artifacts."""
         if not _NODE_ID.fullmatch(node_id):
             raise InvalidNodeId(node_id)
-        shutil.rmtree(self.work_dir / node_id, ignore_errors=True)
+        NodeDirs(self.work_dir / node_id).remove()
 
     def close(self) -> None:
         """Stop the namespace thread and remove the executor's cgroups; nodes must have finished."""

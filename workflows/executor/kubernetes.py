@@ -108,7 +108,7 @@ class KubernetesExecutor:
         meta = manifest["metadata"]
         name, namespace = str(meta["name"]), str(meta["namespace"])
         dirs = NodeDirs(self.work_dir / name)
-        dirs.node.mkdir(parents=True, exist_ok=True)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         started_at = _now()
         await self._create(manifest)
         try:
@@ -236,7 +236,7 @@ class KubernetesExecutor:
             finished_at=_now(),
         )
         with contextlib.suppress(OSError):
-            save_result(dirs.node, ended)
+            save_result(dirs.result, ended)
         return ended
 
     @contextlib.asynccontextmanager

@@ -4,9 +4,12 @@ Layout under the executor's work dir::
 
     .bin/                  shims first on every node's PATH (argosay, cowsay, python);
                            mounted at /.eventflow/bin in a private root
-    <node_id>/main.log     the node's combined stdout+stderr, kept by cleanup()
-    <node_id>/fs/          host mode only, removed by cleanup(): tmp/ (TMPDIR and HOME), wd/ (the
-                           default working dir) and staging/ (script sources)
+    <node_id>.log          the node's combined stdout+stderr, kept by cleanup()
+    <node_id>.result.json  how it ended, saved before the scheduler commits it (renamed to
+                           ``.result.json.committed`` once committed)
+    <node_id>/             made only when needed: fs/ in host mode, removed by cleanup(): tmp/
+                           (TMPDIR and HOME), wd/ (the default working dir) and staging/ (script
+                           sources); artifacts/ while output artifacts wait for the commit
     .roots/<n>/            private mode: one pooled root (see ``roots``), lent to one node at a time
         tmp/ mnt/          fresh /tmp and /mnt of the node
         upper/ ovwork/     overlay upper and work dirs: every other write the node makes
@@ -18,6 +21,7 @@ isolation: the node's paths are the host's).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
@@ -50,13 +54,35 @@ _OPAQUE_XATTR = "trusted.overlay.opaque"
 
 @dataclass(frozen=True)
 class NodeDirs:
-    """The host directories of one node."""
+    """The host paths of one node. Its log and saved result sit beside its dir, which only host
+    mode and output artifacts need: a step in a private root creates two files and no dir (file
+    creation is the costly part of a step's file work on some disks; docs/benchmarks.md)."""
 
     node: Path
 
     @property
     def log(self) -> Path:
-        return self.node / "main.log"
+        return Path(f"{self.node}.log")
+
+    @property
+    def result(self) -> Path:
+        return Path(f"{self.node}.result.json")
+
+    @property
+    def committed_result(self) -> Path:
+        return Path(f"{self.node}.result.json.committed")
+
+    @property
+    def legacy_result(self) -> Path:
+        """Where a result was saved before logs and results moved beside the node's dir."""
+        return self.node / "result.json"
+
+    def remove(self) -> None:
+        """Everything of the node: its dir, log and results."""
+        shutil.rmtree(self.node, ignore_errors=True)
+        for path in (self.log, self.result, self.committed_result):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     @property
     def fs(self) -> Path:
@@ -72,8 +98,6 @@ class NodeDirs:
             shutil.rmtree(fs)
         for name in names:
             os.makedirs(f"{fs}/{name}")
-        if not names:
-            os.makedirs(self.node, exist_ok=True)
 
 
 @dataclass(frozen=True)
@@ -159,7 +183,7 @@ class PrivateView:
     has not started), the node's private dirs are empty and everything else is the host's.
     """
 
-    NAMES: tuple[str, ...] = ()  # the node dir holds only its log and result: the root is pooled
+    NAMES: tuple[str, ...] = ()  # no dir of its own: the root is pooled
 
     def __init__(self, dirs: NodeDirs, host_bin: Path, root: RootDirs | None = None) -> None:
         self.dirs = dirs

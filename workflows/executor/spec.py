@@ -11,7 +11,7 @@ from pathlib import Path
 
 from workflows.executor.outputs import CollectedArtifact
 
-__all__ = ["RESULT_FILE", "ProcessResult", "ProcessSpec", "load_result", "retire_result", "save_result"]
+__all__ = ["ProcessResult", "ProcessSpec", "load_result", "retire_result", "save_result"]
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,7 @@ class ProcessResult:
     artifacts: dict[str, CollectedArtifact] = field(default_factory=dict)
 
 
-RESULT_FILE = "result.json"
-# Where a result goes once committed: still there to read, no longer a result to recover.
-COMMITTED_RESULT_FILE = "result.committed.json"
-
-
-def save_result(node_dir: Path, result: ProcessResult) -> None:
+def save_result(path: Path, result: ProcessResult) -> None:
     """Persist how the node ended, the moment it is known.
 
     If the service dies before the scheduler commits the node, the next start reads this instead
@@ -93,7 +88,7 @@ def save_result(node_dir: Path, result: ProcessResult) -> None:
     }
     # Written in place, not via a renamed temp file: a write cut short by a crash is invalid JSON,
     # which load_result treats as "did not finish" (the node re-runs), the same as no file at all.
-    fd = os.open(node_dir / RESULT_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         view = memoryview(json.dumps(data).encode())
         while view:
@@ -102,22 +97,21 @@ def save_result(node_dir: Path, result: ProcessResult) -> None:
         os.close(fd)
 
 
-def retire_result(node_dir: Path) -> None:
-    """Mark the node's saved result as committed, so a restart does not recover it again.
+def retire_result(path: Path, committed: Path) -> None:
+    """Set the node's saved result aside once it is committed, so a restart does not recover it.
 
     Renamed, not deleted: on ext4 without a journal (the disks we measured on) every new inode is
-    checked against the inodes deleted in the last 5-300 s, so a delete per step made each later file
-    creation slower; at 150 steps/s that check took a quarter of the server's CPU. A rename frees
-    nothing; the node dir goes as a whole when the workflow does.
+    checked against the inodes deleted in the last 5-300 s, so a delete per step made each later
+    file creation slower. A rename frees nothing; the files go when the workflow does.
     """
     with contextlib.suppress(FileNotFoundError):
-        os.replace(node_dir / RESULT_FILE, node_dir / COMMITTED_RESULT_FILE)
+        os.replace(path, committed)
 
 
-def load_result(node_dir: Path) -> ProcessResult | None:
+def load_result(path: Path) -> ProcessResult | None:
     """The saved result of a node that finished, or None."""
     try:
-        data = json.loads((node_dir / RESULT_FILE).read_text())
+        data = json.loads(path.read_text())
         return ProcessResult(
             exit_code=data["exit_code"],
             result=data["result"],

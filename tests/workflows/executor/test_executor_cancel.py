@@ -31,7 +31,7 @@ async def _start(
     """Run ``node`` until its log shows ``lines`` pids; return the task, the main pid and those pids."""
     started: list[int] = []
     task: asyncio.Task[object] = asyncio.create_task(executor.run(node, on_start=started.append))
-    log = executor.work_dir / node.node_id / "main.log"
+    log = executor.work_dir / f"{node.node_id}.log"
 
     def printed() -> bool:
         return bool(started) and log.exists() and len(log.read_text().split()) >= lines

@@ -8,6 +8,7 @@ import pytest
 
 from tests.workflows.executor.helpers import MODES, make_executor, sh, spec
 from workflows.executor import InvalidNodeId, LocalExecutor
+from workflows.executor.layout import NodeDirs
 
 
 @pytest.fixture(params=MODES)
@@ -117,16 +118,24 @@ async def test_run_invalid_node_id_raises(executor: LocalExecutor) -> None:
 
 async def test_cleanup_removes_private_dirs_and_keeps_log(executor: LocalExecutor) -> None:
     result = await executor.run(sh("clean", "echo kept; echo x > /tmp/scratch"))
-    node_dir = result.log_path.parent
-    # A private node's writes live in a pooled root, emptied when the node ends; a host-mode node's
-    # scratch dirs stay until cleanup.
+    node_dir = executor.work_dir / "clean"
+    # A private node's writes live in a pooled root, emptied when the node ends, and it has no dir
+    # of its own; a host-mode node's scratch dirs stay until cleanup.
     assert (node_dir / "fs").is_dir() is not executor.private_fs
+    assert node_dir.exists() is not executor.private_fs
     assert executor.recover("clean") is not None
     executor.cleanup("clean")
+    assert not node_dir.exists() or os.listdir(node_dir) == []
     # The saved result is set aside, not deleted (see retire_result): no longer one to recover.
-    assert sorted(os.listdir(node_dir)) == ["main.log", "result.committed.json"]
+    assert sorted(p.name for p in executor.work_dir.glob("clean*")) == [
+        *(["clean"] if node_dir.exists() else []),
+        "clean.log",
+        "clean.result.json.committed",
+    ]
     assert executor.recover("clean") is None
     assert result.log_path.read_text() == "kept\n"
+    executor.discard("clean")
+    assert list(executor.work_dir.glob("clean*")) == []
 
 
 async def test_run_same_node_again_starts_from_a_fresh_state(executor: LocalExecutor) -> None:
@@ -134,3 +143,16 @@ async def test_run_same_node_again_starts_from_a_fresh_state(executor: LocalExec
     result = await executor.run(sh("again", "echo second; ls $HOME"))
     assert result.result == "second"
     assert result.log_path.read_text() == "second\n"
+
+
+async def test_a_result_saved_in_the_earlier_layout_is_still_recovered(executor: LocalExecutor) -> None:
+    # Before logs and results moved beside the node's dir, the result was saved inside it: a step
+    # that finished just before an upgrade must not run again after it.
+    await executor.run(sh("old", "echo hi"))
+    dirs = NodeDirs(executor.work_dir / "old")
+    dirs.node.mkdir(exist_ok=True)
+    os.replace(dirs.result, dirs.legacy_result)
+    recovered = executor.recover("old")
+    assert recovered is not None and recovered.result == "hi"
+    executor.cleanup("old")
+    assert executor.recover("old") is None
