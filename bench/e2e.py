@@ -9,6 +9,11 @@ sent at --rate per second; for each, the time from sending the POST to (a) the w
 lifecycle event and (b) its Succeeded event, matched by the triggering event id the events carry.
 Prints p50/p99 of both (target: p99 webhook -> Running < 20 ms). For scale: Argo Workflows starts a
 pod per step, which takes seconds.
+
+The server's data dir (store, step logs) is a temp dir under --data-dir (default: $TMPDIR or /tmp);
+the line printed first says which file system that is. It matters on some disks: on ext4 without a
+journal every file creation checks the inodes deleted in the last seconds to minutes, so the same
+run is slower right after anything deleted many files there (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -56,8 +61,23 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
-async def run(rate: int, seconds: float) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+def file_system(path: str) -> str:
+    """The type and mount point of the file system that holds ``path`` (from /proc/mounts)."""
+    best = ("?", "")
+    try:
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                _, point, kind, *_ = line.split()
+                if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(best[1]):
+                    best = (kind, point)
+    except OSError:
+        pass
+    return f"{best[0]} at {best[1] or '?'}"
+
+
+async def run(rate: int, seconds: float, data_dir: str | None) -> None:
+    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+        print(f"data dir {tmp} on {file_system(str(Path(tmp).resolve()))}", flush=True)
         nats = EmbeddedNats(Path(tmp) / "nats")
         url = await nats.start()
         port = free_port()
@@ -144,8 +164,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--data-dir", help="where the server's temp data dir goes (default: $TMPDIR or /tmp)")
     args = parser.parse_args()
-    asyncio.run(run(args.rate, args.seconds))
+    asyncio.run(run(args.rate, args.seconds, args.data_dir))
 
 
 if __name__ == "__main__":
