@@ -1566,6 +1566,9 @@ class Scheduler:
         for name in containers:
             done[name] = asyncio.create_task(one(name))
         outcomes = await asyncio.gather(*done.values(), return_exceptions=True)
+        late = [n for n in results if n != "main" and "main" in results and results[n].finished_at > results["main"].finished_at]
+        if late and not any(isinstance(o, BaseException) for o in outcomes):
+            results["main"] = await self._collect_set_outputs(launch, cset, mounts, results["main"])
         for name, outcome in zip(containers, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 message = (
@@ -1588,6 +1591,40 @@ class Scheduler:
             run,
             launch,
             dataclasses.replace(final, result=main.result, outputs=main.outputs, artifacts=main.artifacts),
+        )
+
+    async def _collect_set_outputs(
+        self, launch: Launch, cset: Any, mounts: tuple[tuple[str, str, bool], ...], main: ProcessResult
+    ) -> ProcessResult:
+        """The set's outputs on its volumes, read again once every container has ended, as Argo's wait
+        container reads them: a container that ends after ``main`` may be the one that writes them
+        (main's own root, the base layer, is read where main ends, as in Argo)."""
+        points = [m.mount_path.rstrip("/") for m in cset.volume_mounts or []]
+
+        def on_volume(path: str) -> bool:
+            return any(path == p or path.startswith(p + "/") for p in points)
+
+        spec = self._with_output_artifacts(
+            dataclasses.replace(
+                process_spec(f"{launch.node_id}.outputs", Template.model_validate(
+                    {"name": "outputs", "container": {"image": "eventflow/outputs", "command": ["true"]}}
+                )),
+                mounts=mounts,
+            ),
+            launch.template,
+        )  # fmt: skip
+        spec = dataclasses.replace(
+            spec,
+            output_paths=tuple(p for p in _output_paths(launch.template) if on_volume(p)),
+            output_artifacts=tuple(a for a in spec.output_artifacts if on_volume(a[1])),
+        )
+        if not spec.output_paths and not spec.output_artifacts:
+            return main
+        again = await self.executor.run(spec)
+        if again.error:
+            return main
+        return dataclasses.replace(
+            main, outputs={**main.outputs, **again.outputs}, artifacts={**main.artifacts, **again.artifacts}
         )
 
     def _volumes_dir(self, uid: str) -> Path:

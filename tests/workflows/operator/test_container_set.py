@@ -21,7 +21,9 @@ def _c(name: str, script: str, *deps: str) -> dict[str, Any]:
     }
 
 
-async def _run(scheduler: Scheduler, containers: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+async def _run(
+    scheduler: Scheduler, containers: list[dict[str, Any]], outputs: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
     spec = {
         "entrypoint": "main",
         "volumes": [{"name": "ws", "emptyDir": {}}],
@@ -32,6 +34,7 @@ async def _run(scheduler: Scheduler, containers: list[dict[str, Any]]) -> tuple[
                     "volumeMounts": [{"name": "ws", "mountPath": "/ws"}],
                     "containers": containers,
                 },
+                **({"outputs": outputs} if outputs else {}),
             }
         ],
     }
@@ -68,3 +71,23 @@ async def test_a_failed_container_fails_the_pod_and_its_dependents(scheduler: Sc
     assert (nodes["a"].phase.value, nodes["a"].message) == ("Failed", "Error (exit code 3)")
     assert (nodes["b"].phase.value, nodes["b"].message) == ("Failed", "dependency 'a' did not succeed")
     assert nodes["c"].phase.value == "Succeeded"
+
+
+async def test_outputs_on_a_volume_are_read_once_every_container_has_ended(scheduler: Scheduler) -> None:
+    # As Argo's wait container does: the file is written by a container that ends after main.
+    # Main's own root (the base layer) is still read where main ends.
+    phase, nodes = await _run(
+        scheduler,
+        [_c("main", "echo mine > /tmp/own"), _c("a", "sleep 0.3; echo late > /ws/out")],
+        outputs={
+            "parameters": [
+                {"name": "out", "valueFrom": {"path": "/ws/out"}},
+                {"name": "own", "valueFrom": {"path": "/tmp/own"}},
+            ]
+        },
+    )
+    assert phase == "Succeeded", nodes
+    assert nodes["main"].finished_at <= nodes["a"].finished_at  # type: ignore[operator]  (whole seconds)
+    pod = next(n for n in nodes.values() if n.type.value == "Pod")
+    assert pod.outputs is not None
+    assert {p.name: p.value for p in pod.outputs.parameters or []} == {"out": "late", "own": "mine"}
