@@ -155,7 +155,13 @@ class FakeKubelet:
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            await proc.communicate()  # drains and closes the pipe, then reaps
+            # Drain and close the pipe, then reap, even when cancelled again meanwhile (the pod's
+            # deletion cancels, then the fixture's teardown does): a transport left open is a
+            # ResourceWarning in whichever later test the garbage collector runs.
+            drained = asyncio.ensure_future(proc.communicate())
+            while not drained.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(drained)
             raise
         message = termination.read_text() if termination.exists() else ""
         return proc.returncode or 0, out, message
