@@ -21,7 +21,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -141,6 +141,33 @@ class _Skipped(Exception):
 def _output_paths(tmpl: Template) -> tuple[str, ...]:
     params = (tmpl.outputs.parameters or []) if tmpl.outputs else []
     return tuple(p.value_from.path for p in params if p.value_from and p.value_from.path)
+
+
+def _step_processes(nodes: Mapping[str, NodeStatus], node_id: str, tmpl: Template | None) -> list[str]:
+    """The executor ids whose files a Pod node owns: its own, its init containers' and sidecars'
+    (``<node>-<container>``), a containerSet's containers and the set's output collector."""
+    node = nodes[node_id]
+    names: list[str] = []
+    if tmpl is not None:
+        names += [c.name for c in [*(tmpl.init_containers or []), *(tmpl.sidecars or [])]]
+        if tmpl.container_set is not None:
+            names += [c.name for c in tmpl.container_set.containers]
+    # A containerSet's containers are its Container children (also when the template is not at hand).
+    children = [nodes[c] for c in node.children or [] if c in nodes and nodes[c].type is NodeType.CONTAINER]
+    names += [c.display_name for c in children]
+    ids = [node_id, *(f"{node_id}-{name}" for name in dict.fromkeys(names))]
+    if children or (tmpl is not None and tmpl.container_set is not None):
+        ids.append(f"{node_id}.outputs")
+    return ids
+
+
+def _templates_of(manifest: Mapping[str, Any]) -> Callable[[str], Template | None]:
+    """Template lookup by name for a workflow that is not loaded (one being deleted)."""
+    try:
+        found = {t.name: t for t in Workflow.model_validate(manifest).spec.templates or []}
+    except ValueError:
+        found = {}
+    return found.get
 
 
 def process_spec(node_id: str, tmpl: Template) -> ProcessSpec:
@@ -681,7 +708,11 @@ class Scheduler:
             self._publish_wake.set()
         # Its steps' directories and logs go with it, as its pods would (and its pods, if it had any).
         pods = [n.id for n in nodes.values() if n.type is NodeType.POD]
-        await asyncio.to_thread(self._discard, pods)
+        templates = (
+            run.template if run is not None else _templates_of(record.manifest)
+        )
+        files = [p for pod in pods for p in _step_processes(nodes, pod, templates(nodes[pod].template_name or ""))]
+        await asyncio.to_thread(self._discard, files)
         if self.kubernetes is not None:
             await self.kubernetes.delete_pods(record.namespace, record.name, pods)
         # Its claims, staged inputs and (artifactGC) artifacts go with it.
@@ -1093,7 +1124,8 @@ class Scheduler:
         except ValueError:
             delay = 0.0  # lint reports the bad duration; the logs go at once rather than never
         loop = asyncio.get_running_loop()
-        loop.call_later(delay, lambda: loop.run_in_executor(None, self._discard, doomed))
+        files = [p for node_id in doomed for p in _step_processes(run.nodes, node_id, run.template(run.nodes[node_id].template_name or ""))]
+        loop.call_later(delay, lambda: loop.run_in_executor(None, self._discard, files))
         if self.kubernetes is not None:
             kube = self.kubernetes
             namespace, name = run.record.namespace, run.record.name

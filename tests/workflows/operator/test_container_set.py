@@ -91,3 +91,31 @@ async def test_outputs_on_a_volume_are_read_once_every_container_has_ended(sched
     pod = next(n for n in nodes.values() if n.type.value == "Pod")
     assert pod.outputs is not None
     assert {p.name: p.value for p in pod.outputs.parameters or []} == {"out": "late", "own": "mine"}
+
+
+async def test_deleting_the_workflow_removes_the_files_of_every_container(scheduler: Scheduler) -> None:
+    # Each container runs as its own process with its own log (<pod>-<container>.log): they go with
+    # the workflow as the pod's own files do, and so does an init container's.
+    from pathlib import Path
+
+    spec = {
+        "entrypoint": "main",
+        "templates": [
+            {
+                "name": "main",
+                "initContainers": [{"name": "setup", "image": "alpine", "command": ["true"]}],
+                "containerSet": {"containers": [_c("main", "echo m"), _c("a", "echo a")]},
+            }
+        ],
+    }
+    record = await scheduler.submit(Workflow.model_validate({"metadata": {"generateName": "cs-"}, "spec": spec}))
+    final = await scheduler.wait_done(record.namespace, record.name, 30)
+    assert final.phase.value == "Succeeded"
+    _, nodes = await scheduler.get(record.namespace, record.name)
+    pod = next(n for n in nodes.values() if n.type.value == "Pod")
+    main = next(n for n in nodes.values() if n.display_name == "main")
+    work = Path(main.log_path or "").parent
+    made = sorted(p.name for p in work.glob(f"{pod.id}*"))
+    assert f"{pod.id}-main.log" in made and f"{pod.id}-a.log" in made, made
+    await scheduler.delete(record.namespace, record.name)
+    assert sorted(p.name for p in work.glob(f"{pod.id}*")) == []
