@@ -56,7 +56,7 @@ from workflows.executor.resource import ResourceOutcome, run_resource
 from workflows.expressions import substitute
 from workflows.kube import KubeError
 from workflows.lifecycle import OutboxPublisher, deleted_event, lifecycle_event, progress
-from workflows.models import Template, TTLStrategy, Workflow
+from workflows.models import ContainerSetTemplate, Template, TTLStrategy, Workflow
 from workflows.operator.state import WorkflowRun
 from workflows.operator.suspend import InvalidNodeUpdate, supplied_outputs
 from workflows.operator.walker import Launch, Operator, leaf_outputs, workflow_outcome
@@ -1626,7 +1626,7 @@ class Scheduler:
         )
 
     async def _collect_set_outputs(
-        self, launch: Launch, cset: Any, mounts: tuple[tuple[str, str, bool], ...], main: ProcessResult
+        self, launch: Launch, cset: ContainerSetTemplate, mounts: tuple[tuple[str, str, bool], ...], main: ProcessResult
     ) -> ProcessResult:
         """The set's outputs on its volumes, read again once every container has ended, as Argo's wait
         container reads them: a container that ends after ``main`` may be the one that writes them

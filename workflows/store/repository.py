@@ -504,11 +504,11 @@ class WorkflowStore:
         return await self._db.write(work)
 
     async def get_resource(self, kind: str, namespace: str, name: str) -> ResourceRecord | None:
-        params = {"kind_": kind, "namespace_": namespace, "name_": name}
         if self._direct:
             where = {"kind": kind, "namespace": namespace, "name": name}
             found = await self._db.read(lambda conn: _RESOURCES.select(driver_cursor(conn), where))
             return ResourceRecord.model_validate(found[0]) if found else None
+        params = {"kind_": kind, "namespace_": namespace, "name_": name}
         row = await self._db.read(lambda conn: conn.execute(_GET_RESOURCE, params).first())
         return ResourceRecord.model_validate(row._asdict()) if row else None
 
@@ -653,10 +653,7 @@ _GET_RESOURCE = sa.select(resources).where(
     resources.c.namespace == sa.bindparam("namespace_"),
     resources.c.name == sa.bindparam("name_"),
 )
-_INSERT_EVENTS = {
-    postgres: dialect.insert(outbox).on_conflict_do_nothing(index_elements=["id"])
-    for postgres, dialect in ((False, sqlite), (True, postgresql))
-}
+_INSERT_EVENTS_POSTGRES = postgresql.insert(outbox).on_conflict_do_nothing(index_elements=["id"])
 
 _WORKFLOWS, _OUTBOX, _RESOURCES, _FIRINGS = (DirectTable(t) for t in (workflows, outbox, resources, firings))
 
@@ -689,4 +686,4 @@ def _add_events(conn: sa.Connection, events: Sequence[OutboxEvent]) -> None:
         if conn.dialect.name == "sqlite":
             _OUTBOX.insert(driver_cursor(conn), rows, suffix="ON CONFLICT (id) DO NOTHING")
         else:
-            conn.execute(_INSERT_EVENTS[True], rows)
+            conn.execute(_INSERT_EVENTS_POSTGRES, rows)
