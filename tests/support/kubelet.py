@@ -81,6 +81,7 @@ class FakeKubelet:
     started: list[str] = field(default_factory=list)  # pod names, in the order they were started
     running: dict[tuple[str, str], asyncio.Task[None]] = field(default_factory=dict)
     hold: bool = False  # True: pods stay Pending (a node with no room)
+    controls: bool = True  # False: Jobs and StatefulSets keep the status a test gives them
 
     def pods(self) -> dict[str, dict[str, Any]]:
         return {
@@ -92,7 +93,7 @@ class FakeKubelet:
     async def loop(self) -> None:
         while True:
             for (res, namespace, name), obj in list(self.emulator.objects.items()):
-                if res.plural in CONTROLLED and not obj.deleted and not obj.raw.get("status"):
+                if self.controls and res.plural in CONTROLLED and not obj.deleted and not obj.raw.get("status"):
                     obj.patch({"status": CONTROLLED[res.plural](obj.raw.get("spec") or {})})
                 if res.plural != "pods":
                     continue

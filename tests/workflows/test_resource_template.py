@@ -91,6 +91,7 @@ async def _set_job_status(api: KubeApi, status: dict[str, Any]) -> None:
 
 async def test_success_condition_waits_until_the_object_says_so(api: KubeApi, tmp_path: Path) -> None:
     wf = resource_workflow(WATCHED_JOB)
+    api.kubelet.controls = False  # else its fake controller may mark the Job done before the test does
     async with kube_scheduler(tmp_path, api.cluster()) as scheduler:
         record = await scheduler.submit(wf)
         await _set_job_status(api, {"succeeded": 1})
@@ -103,6 +104,7 @@ async def test_success_condition_waits_until_the_object_says_so(api: KubeApi, tm
 
 async def test_failure_condition_fails_the_step_with_argos_message(api: KubeApi, tmp_path: Path) -> None:
     wf = resource_workflow(WATCHED_JOB)
+    api.kubelet.controls = False  # else its fake controller may mark the Job done before the test does
     async with kube_scheduler(tmp_path, api.cluster()) as scheduler:
         record = await scheduler.submit(wf)
         await _set_job_status(api, {"failed": 2})
