@@ -1598,9 +1598,13 @@ class Scheduler:
         for name in containers:
             done[name] = asyncio.create_task(one(name))
         outcomes = await asyncio.gather(*done.values(), return_exceptions=True)
-        late = [n for n in results if n != "main" and "main" in results and results[n].finished_at > results["main"].finished_at]
-        if late and not any(isinstance(o, BaseException) for o in outcomes):
-            results["main"] = await self._collect_set_outputs(launch, cset, mounts, results["main"])
+        ran_main = results.get("main")
+        if (
+            ran_main is not None
+            and any(r.finished_at > ran_main.finished_at for r in results.values())
+            and not any(isinstance(o, BaseException) for o in outcomes)
+        ):
+            results["main"] = await self._collect_set_outputs(launch, cset, mounts, ran_main)
         for name, outcome in zip(containers, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 message = (

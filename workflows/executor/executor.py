@@ -481,7 +481,9 @@ class LocalExecutor:
         if not _NODE_ID.fullmatch(node_id):
             return None
         dirs = NodeDirs(self.work_dir / node_id)
-        return load_result(dirs.result) or load_result(dirs.legacy_result)
+        if os.path.exists(dirs.legacy_result):  # saved before an upgrade: moved where cleanup() retires it
+            os.replace(dirs.legacy_result, dirs.result)
+        return load_result(dirs.result)
 
     def cleanup(self, node_id: str) -> None:
         """Remove the node's private dirs and retire its saved result (once it is committed); its log stays."""
@@ -491,7 +493,6 @@ class LocalExecutor:
         shutil.rmtree(dirs.fs, ignore_errors=True)
         shutil.rmtree(dirs.node / "artifacts", ignore_errors=True)  # uploaded before the commit
         retire_result(dirs.result, dirs.committed_result)
-        dirs.legacy_result.unlink(missing_ok=True)  # a node that was running when we were upgraded
         self._remove_retired(1)
 
     def discard(self, node_id: str) -> None:

@@ -249,7 +249,6 @@ class WorkflowStore:
         self._dialect = engine.dialect.name
         self._db = _UnitOfWork(engine)
         self._upsert_stmt: Any = None
-        self._direct = self._db.sqlite  # hot statements straight to the driver (sqlite_direct)
 
     def __repr__(self) -> str:
         return f"<WorkflowStore {self._dialect}>"
@@ -299,7 +298,7 @@ class WorkflowStore:
 
     async def create_workflow(self, record: WorkflowRecord, events: Sequence[OutboxEvent] = ()) -> None:
         def work(conn: sa.Connection) -> None:
-            if self._direct:
+            if self._db.sqlite:
                 _WORKFLOWS.insert(driver_cursor(conn), [record.model_dump()])
             else:
                 conn.execute(workflows.insert(), [record.model_dump()])
@@ -311,7 +310,7 @@ class WorkflowStore:
             raise AlreadyExists("workflow", record.namespace, record.name) from None
 
     async def get_workflow(self, namespace: str, name: str) -> WorkflowRecord | None:
-        if self._direct:
+        if self._db.sqlite:
             where = {"namespace": namespace, "name": name}
             rows = await self._db.read(lambda conn: _WORKFLOWS.select(driver_cursor(conn), where))
             return WorkflowRecord.model_validate(rows[0]) if rows else None
@@ -411,7 +410,7 @@ class WorkflowStore:
                 # executemany of one cached statement: compiled once, not once per batch size
                 conn.execute(upsert, batch)
             if workflow:
-                if self._direct:
+                if self._db.sqlite:
                     _WORKFLOWS.update(driver_cursor(conn), workflow, {"uid": uid}, bump="resource_version")
                 else:
                     conn.execute(_UPDATE_WORKFLOW, {**workflow, "uid_": uid})
@@ -462,7 +461,7 @@ class WorkflowStore:
     # -- outbox -----------------------------------------------------------------------------
 
     async def pending_events(self, limit: int = 500) -> list[OutboxEvent]:
-        if self._direct:
+        if self._db.sqlite:
             found = await self._db.read(lambda conn: _OUTBOX.select(driver_cursor(conn), {}, order_by="seq", limit=limit))
             return [OutboxEvent.model_validate(row) for row in found]
         query = sa.select(outbox).order_by(outbox.c.seq).limit(limit)
@@ -470,7 +469,7 @@ class WorkflowStore:
         return [OutboxEvent.model_validate(row._asdict()) for row in rows]
 
     async def remove_events(self, ids: Sequence[str]) -> None:
-        if ids and self._direct:
+        if ids and self._db.sqlite:
             await self._db.write(lambda conn: _OUTBOX.delete(driver_cursor(conn), "id", ids))
         elif ids:
             query = outbox.delete().where(outbox.c.id.in_(list(ids)))
@@ -504,7 +503,7 @@ class WorkflowStore:
         return await self._db.write(work)
 
     async def get_resource(self, kind: str, namespace: str, name: str) -> ResourceRecord | None:
-        if self._direct:
+        if self._db.sqlite:
             where = {"kind": kind, "namespace": namespace, "name": name}
             found = await self._db.read(lambda conn: _RESOURCES.select(driver_cursor(conn), where))
             return ResourceRecord.model_validate(found[0]) if found else None
@@ -601,7 +600,7 @@ class WorkflowStore:
         keys = [r.key for r in records]
 
         def work(conn: sa.Connection) -> None:
-            if self._direct:  # REPLACE: the row of the same key goes, as with the delete below
+            if self._db.sqlite:  # REPLACE: the row of the same key goes, as with the delete below
                 _FIRINGS.insert(driver_cursor(conn), rows, verb="INSERT OR REPLACE")
                 return
             conn.execute(firings.delete().where(firings.c.key.in_(keys)))
